@@ -1,0 +1,37 @@
+"""Command-line entry point: `python -m coa_jax <command> ...`.
+
+Each command lives in its own module, which exposes `add_arguments(parser)` and `run(args) -> int`.
+Modules are imported lazily so `--help` and light commands do not pay for JAX start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("coa_jax.commands.generate", "sample text from a checkpoint (HF dir, GGUF file)"),
+    "world": ("coa_jax.commands.world", "build the embedded synthetic world"),
+    "serve-retrieval": ("coa_jax.commands.serve_retrieval", "run the FlashRAG-compatible retrieval server"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m coa_jax", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0
+    name = argv[0]
+    if name not in COMMANDS:
+        parser.error(f"unknown command {name!r}; choose from {', '.join(COMMANDS)}")
+    module = importlib.import_module(COMMANDS[name][0])
+    cmd_parser = argparse.ArgumentParser(prog=f"python -m coa_jax {name}", description=COMMANDS[name][1])
+    module.add_arguments(cmd_parser)
+    args = cmd_parser.parse_args(argv[1:])
+    return int(module.run(args) or 0)

@@ -1,0 +1,193 @@
+"""The decoder: one Flax (linen) code path for the Qwen2 and Llama families.
+
+Shape legend (suffixes on array names):
+  B batch rows   T tokens in this call   S KV-cache slots   E hidden size   V vocabulary
+  H query heads  K kv heads   G = H // K   D head dim   F MLP width   L layers
+
+Layers are stacked with `nn.scan` (parameters carry a leading `layers` axis), so compile time
+does not grow with depth. Two calling modes share every line of the layer:
+  * training: no cache; a packed/padded batch with `segment_ids` (0 = padding) and per-row
+    `positions`; attention is causal within each segment.
+  * cached: a KVCache whose slot index equals the token position. The chunk's k/v are scattered
+    into slots `positions` (positions >= S are dropped, which is how padding tokens in an
+    appended chunk leave the cache untouched) and queries attend to slots <= their position.
+    Prefill, one-token decode and appending observations to chosen rows are all this mode.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from coa_jax.models import attention, rope
+from coa_jax.models.model_config import ModelConfig
+from coa_jax.sharding.rules import Sharder, constrain
+
+
+class KVCache(NamedTuple):
+    """Per-layer keys and values: [L, B, S, K, D] each."""
+
+    k: jax.Array
+    v: jax.Array
+
+    @property
+    def length(self) -> int:
+        return self.k.shape[2]
+
+
+CACHE_AXES = ("layers", "batch", "cache_length", "kv_heads", "head_dim")
+
+
+def _dtype(name: str):
+    return jnp.dtype(name)
+
+
+def _param(module: nn.Module, name: str, init, shape, axes, cfg: ModelConfig):
+    return module.param(name, nn.with_logical_partitioning(init, axes), shape, _dtype(cfg.param_dtype))
+
+
+class RMSNorm(nn.Module):
+    cfg: ModelConfig
+
+    @nn.compact
+    def __call__(self, x):
+        scale = _param(self, "scale", nn.initializers.ones, (x.shape[-1],), ("norm",), self.cfg)
+        x32 = x.astype(jnp.float32)
+        y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.cfg.rms_norm_eps)
+        dtype = _dtype(self.cfg.dtype)
+        return y.astype(dtype) * scale.astype(dtype)
+
+
+class Attention(nn.Module):
+    cfg: ModelConfig
+    sharder: Sharder | None = None
+
+    @nn.compact
+    def __call__(self, x_BxTxE, cos, sin, mask_BxTxS, positions_BxT, cache_kv):
+        cfg = self.cfg
+        e, h, k, d = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.resolved_head_dim
+        dtype = _dtype(cfg.dtype)
+        init = nn.initializers.normal(cfg.init_std)
+        wq = _param(self, "q_kernel", init, (e, h, d), ("embed", "heads", "head_dim"), cfg)
+        wk = _param(self, "k_kernel", init, (e, k, d), ("embed", "kv_heads", "head_dim"), cfg)
+        wv = _param(self, "v_kernel", init, (e, k, d), ("embed", "kv_heads", "head_dim"), cfg)
+        wo = _param(self, "o_kernel", init, (h, d, e), ("heads", "head_dim", "embed"), cfg)
+        x = x_BxTxE.astype(dtype)
+        q_BxTxHxD = jnp.einsum("bte,ehd->bthd", x, wq.astype(dtype))
+        k_BxTxKxD = jnp.einsum("bte,ekd->btkd", x, wk.astype(dtype))
+        v_BxTxKxD = jnp.einsum("bte,ekd->btkd", x, wv.astype(dtype))
+        if cfg.qkv_bias:
+            zeros = nn.initializers.zeros
+            q_BxTxHxD = q_BxTxHxD + _param(self, "q_bias", zeros, (h, d), ("heads", "head_dim"), cfg).astype(dtype)
+            k_BxTxKxD = k_BxTxKxD + _param(self, "k_bias", zeros, (k, d), ("kv_heads", "head_dim"), cfg).astype(dtype)
+            v_BxTxKxD = v_BxTxKxD + _param(self, "v_bias", zeros, (k, d), ("kv_heads", "head_dim"), cfg).astype(dtype)
+        q_BxTxHxD = rope.apply_rope(q_BxTxHxD, cos, sin)
+        k_BxTxKxD = rope.apply_rope(k_BxTxKxD, cos, sin)
+        q_BxTxHxD = constrain(self.sharder, q_BxTxHxD, ("batch", "length", "heads", "head_dim"))
+
+        if cache_kv is None:
+            keys_BxSxKxD, values_BxSxKxD, new_cache = k_BxTxKxD, v_BxTxKxD, None
+        else:
+            ck_BxSxKxD, cv_BxSxKxD = cache_kv
+            rows_BxT = jnp.broadcast_to(jnp.arange(x.shape[0])[:, None], positions_BxT.shape)
+            keys_BxSxKxD = ck_BxSxKxD.at[rows_BxT, positions_BxT].set(k_BxTxKxD.astype(ck_BxSxKxD.dtype), mode="drop")
+            values_BxSxKxD = cv_BxSxKxD.at[rows_BxT, positions_BxT].set(v_BxTxKxD.astype(cv_BxSxKxD.dtype), mode="drop")
+            new_cache = (keys_BxSxKxD, values_BxSxKxD)
+            keys_BxSxKxD, values_BxSxKxD = keys_BxSxKxD.astype(dtype), values_BxSxKxD.astype(dtype)
+        out_BxTxHxD = attention.attend(q_BxTxHxD, keys_BxSxKxD, values_BxSxKxD, mask_BxTxS, cfg.attention)
+        out_BxTxE = jnp.einsum("bthd,hde->bte", out_BxTxHxD, wo.astype(dtype))
+        return out_BxTxE, new_cache
+
+
+class MLP(nn.Module):
+    cfg: ModelConfig
+
+    @nn.compact
+    def __call__(self, x_BxTxE):
+        cfg = self.cfg
+        dtype = _dtype(cfg.dtype)
+        init = nn.initializers.normal(cfg.init_std)
+        e, f = cfg.hidden_size, cfg.intermediate_size
+        w_gate = _param(self, "gate_kernel", init, (e, f), ("embed", "mlp"), cfg).astype(dtype)
+        w_up = _param(self, "up_kernel", init, (e, f), ("embed", "mlp"), cfg).astype(dtype)
+        w_down = _param(self, "down_kernel", init, (f, e), ("mlp", "embed"), cfg).astype(dtype)
+        x = x_BxTxE.astype(dtype)
+        h_BxTxF = jax.nn.silu(x @ w_gate) * (x @ w_up)
+        return h_BxTxF @ w_down
+
+
+class DecoderLayer(nn.Module):
+    cfg: ModelConfig
+    sharder: Sharder | None = None
+
+    @nn.compact
+    def __call__(self, x_BxTxE, cache_kv, cos, sin, mask_BxTxS, positions_BxT):
+        h, new_cache = Attention(self.cfg, self.sharder, name="attn")(
+            RMSNorm(self.cfg, name="attn_norm")(x_BxTxE), cos, sin, mask_BxTxS, positions_BxT, cache_kv)
+        x_BxTxE = x_BxTxE + h
+        x_BxTxE = x_BxTxE + MLP(self.cfg, name="mlp")(RMSNorm(self.cfg, name="mlp_norm")(x_BxTxE))
+        x_BxTxE = constrain(self.sharder, x_BxTxE, ("batch", "length", "embed"))
+        return x_BxTxE, new_cache
+
+
+_REMAT_POLICIES = {
+    "full": None,
+    "dots": jax.checkpoint_policies.checkpoint_dots,
+    "dots_with_no_batch_dims": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+class Decoder(nn.Module):
+    """Token ids -> float32 logits (and the updated cache in cached mode)."""
+
+    cfg: ModelConfig
+    sharder: Sharder | None = None
+
+    @nn.compact
+    def __call__(self, tokens_BxT, positions_BxT, *, segment_ids_BxT=None, cache: KVCache | None = None,
+                 return_hidden: bool = False):
+        cfg = self.cfg
+        dtype = _dtype(cfg.dtype)
+        embedding_VxE = _param(self, "embedding", nn.initializers.normal(1.0), (cfg.vocab_size, cfg.hidden_size),
+                               ("vocab", "embed"), cfg)
+        x_BxTxE = jnp.take(embedding_VxE, tokens_BxT, axis=0).astype(dtype)
+        x_BxTxE = constrain(self.sharder, x_BxTxE, ("batch", "length", "embed"))
+        cos, sin = rope.rope_tables(positions_BxT, rope.inverse_frequencies(cfg))
+        if cache is None:
+            if segment_ids_BxT is None:
+                segment_ids_BxT = jnp.ones(tokens_BxT.shape, jnp.int32)
+            mask = attention.training_mask(segment_ids_BxT)
+            layer_cache = None
+        else:
+            mask = attention.cache_mask(positions_BxT, cache.length)
+            layer_cache = (cache.k, cache.v)
+
+        layer_cls = DecoderLayer
+        if cfg.remat != "none":
+            layer_cls = nn.remat(DecoderLayer, policy=_REMAT_POLICIES[cfg.remat], prevent_cse=False)
+        stack = nn.scan(layer_cls, variable_axes={"params": 0}, split_rngs={"params": True},
+                        in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
+                        length=cfg.num_layers, metadata_params={nn.PARTITION_NAME: "layers"})
+        x_BxTxE, new_layer_cache = stack(cfg, self.sharder, name="layers")(
+            x_BxTxE, layer_cache, cos, sin, mask, positions_BxT)
+        x_BxTxE = RMSNorm(cfg, name="final_norm")(x_BxTxE)
+        new_cache = None if cache is None else KVCache(*new_layer_cache)
+        if cfg.tie_embeddings:
+            w_ExV = embedding_VxE.T
+        else:
+            w_ExV = _param(self, "lm_head", nn.initializers.normal(cfg.init_std), (cfg.hidden_size, cfg.vocab_size),
+                           ("embed", "vocab"), cfg)
+        if return_hidden:
+            return x_BxTxE, new_cache
+        logits_BxTxV = jnp.einsum("bte,ev->btv", x_BxTxE, w_ExV.astype(dtype), preferred_element_type=jnp.float32)
+        return constrain(self.sharder, logits_BxTxV, ("batch", "length", "vocab")), new_cache
+
+
+def init_cache(cfg: ModelConfig, batch: int, length: int, dtype: str | None = None) -> KVCache:
+    """A zeroed cache [L, B, S, K, D] (create it under jit with out_shardings for sharded use)."""
+    shape = (cfg.num_layers, batch, length, cfg.num_kv_heads, cfg.resolved_head_dim)
+    dt = _dtype(dtype or cfg.dtype)
+    return KVCache(jnp.zeros(shape, dt), jnp.zeros(shape, dt))

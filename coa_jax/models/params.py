@@ -1,0 +1,75 @@
+"""Parameter pytrees: logical axes, shardings, sharded init, and the pure forward function.
+
+State is never built whole on one device: `jax.eval_shape` gives shapes and logical axes, the
+rules turn them into shardings, and a jitted init writes each shard straight to its device.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from coa_jax.models.decoder import CACHE_AXES, Decoder, KVCache
+from coa_jax.models.model_config import ModelConfig
+from coa_jax.sharding.rules import Sharder
+
+Params = dict  # nested dict of arrays, e.g. params["layers"]["attn"]["q_kernel"]: [L, E, H, D]
+
+
+def _dummy_inputs():
+    return jnp.zeros((1, 1), jnp.int32), jnp.zeros((1, 1), jnp.int32)
+
+
+@functools.lru_cache(maxsize=32)
+def _boxed_abstract(cfg: ModelConfig):
+    return jax.eval_shape(lambda: Decoder(cfg).init(jax.random.key(0), *_dummy_inputs()))["params"]
+
+
+def abstract_params(cfg: ModelConfig) -> Params:
+    """ShapeDtypeStructs of every parameter (no memory allocated)."""
+    return nn.unbox(_boxed_abstract(cfg))
+
+
+def logical_axes(cfg: ModelConfig) -> Params:
+    """The logical axis names of every parameter, as tuples, in the params' tree structure."""
+    specs = nn.get_partition_spec(_boxed_abstract(cfg))
+    return jax.tree.map(lambda s: tuple(s), specs, is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec))
+
+
+def param_shardings(cfg: ModelConfig, sharder: Sharder) -> Params:
+    """NamedSharding for every parameter under the sharder's mesh and rules."""
+    shapes = abstract_params(cfg)
+    axes = logical_axes(cfg)
+    return jax.tree.map(lambda names, s: sharder.sharding(names, s.shape), axes, shapes,
+                        is_leaf=lambda x: isinstance(x, tuple))
+
+
+def init_params(cfg: ModelConfig, sharder: Sharder, rng: jax.Array) -> Params:
+    """Random init, created directly in its shardings."""
+    shardings = param_shardings(cfg, sharder)
+
+    @functools.partial(jax.jit, out_shardings=shardings)
+    def _init(key):
+        return nn.unbox(Decoder(cfg).init(key, *_dummy_inputs())["params"])
+
+    return _init(rng)
+
+
+def cache_shardings(cfg: ModelConfig, sharder: Sharder, batch: int, length: int) -> KVCache:
+    shape = (cfg.num_layers, batch, length, cfg.num_kv_heads, cfg.resolved_head_dim)
+    s = sharder.sharding(CACHE_AXES, shape)
+    return KVCache(s, s)
+
+
+def forward(cfg: ModelConfig, params: Params, tokens_BxT, positions_BxT, *, segment_ids_BxT=None,
+            cache: KVCache | None = None, sharder: Sharder | None = None, return_hidden: bool = False):
+    """Pure forward pass: (logits [B, T, V] float32 or hidden [B, T, E], new cache or None)."""
+    return Decoder(cfg, sharder).apply({"params": params}, tokens_BxT, positions_BxT,
+                                       segment_ids_BxT=segment_ids_BxT, cache=cache, return_hidden=return_hidden)
+
+
+def count_params(cfg: ModelConfig) -> int:
+    return sum(int(x.size) for x in jax.tree.leaves(abstract_params(cfg)))

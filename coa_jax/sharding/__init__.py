@@ -1,0 +1,1 @@
+"""Named mesh, logical-axis rules per role, and sharded state creation."""

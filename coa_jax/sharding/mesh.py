@@ -1,0 +1,44 @@
+"""Build the named device mesh (`data`, `fsdp`, `tensor`) from config."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+from jax.sharding import AxisType, Mesh
+
+from coa_jax.config.errors import ConfigError
+from coa_jax.config.schema import MeshConfig
+from coa_jax.sharding.rules import MESH_AXES
+
+
+def resolve_mesh_shape(cfg: MeshConfig, num_devices: int) -> tuple[int, int, int]:
+    """Mesh axis sizes for `num_devices`; one axis may be -1 (takes the remaining devices).
+
+    Raises:
+      ConfigError: naming `mesh.<axis>` when the sizes cannot tile the devices.
+    """
+    sizes = {"data": cfg.data, "fsdp": cfg.fsdp, "tensor": cfg.tensor}
+    free = [k for k, v in sizes.items() if v == -1]
+    if len(free) > 1:
+        raise ConfigError([(f"mesh.{free[1]}", "at most one mesh axis may be -1")])
+    fixed = math.prod(v for v in sizes.values() if v != -1)
+    if free:
+        if num_devices % fixed:
+            raise ConfigError([(f"mesh.{free[0]}", f"the other axes ({fixed} devices) do not divide the "
+                                                   f"{num_devices} available devices")])
+        sizes[free[0]] = num_devices // fixed
+    elif fixed != num_devices:
+        raise ConfigError([("mesh", f"data*fsdp*tensor = {fixed} but {num_devices} devices are available")])
+    return sizes["data"], sizes["fsdp"], sizes["tensor"]
+
+
+def make_mesh(cfg: MeshConfig, devices: list[jax.Device] | None = None) -> Mesh:
+    """A mesh over `devices` (default: all devices of all processes) with Auto axis types."""
+    devices = list(jax.devices()) if devices is None else list(devices)
+    shape = resolve_mesh_shape(cfg, len(devices))
+    if devices == list(jax.devices()):
+        return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * 3)
+    import numpy as np
+
+    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES, axis_types=(AxisType.Auto,) * 3)
