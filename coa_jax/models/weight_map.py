@@ -97,4 +97,4 @@ def weight_specs(cfg: ModelConfig) -> list[WeightSpec]:
 def unpermute_llama_qk(w: np.ndarray, n_heads: int) -> np.ndarray:
     """Undo llama.cpp's interleaving of RoPE halves in q/k rows (weights [out, in] or biases [out])."""
     shape = w.shape
-    return w.reshape(n_heads, 2, shape[0] // n_heads // 2, *shape[1:]).swapaxes(1, 2).reshape(shape)
+    return w.reshape(n_heads, shape[0] // n_heads // 2, 2, *shape[1:]).swapaxes(1, 2).reshape(shape)

@@ -1,0 +1,57 @@
+"""`python -m coa_jax generate`: sample from a checkpoint (HF directory or GGUF file)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="Hugging Face directory or .gguf file")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--greedy", action="store_true", help="argmax decoding (the default when no temperature)")
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--chat", action="store_true", help="wrap the prompt in the checkpoint's chat template")
+    p.add_argument("--system", default=None, help="system message (with --chat)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (prompt_ids, output_ids, text, ...)")
+    p.add_argument("--tokenizer", default=None, help="tokenizer directory (default: the checkpoint's)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+
+
+def run(args: argparse.Namespace) -> int:
+    import jax
+
+    from coa_jax.config.schema import MeshConfig, SamplingConfig
+    from coa_jax.config.loading import validate
+    from coa_jax.models.loading import load_model
+    from coa_jax.models.tokenizer import encode_prompt, eos_ids, load_tokenizer
+    from coa_jax.rollout.generate import generate
+    from coa_jax.rollout.sampling import SamplingParams
+    from coa_jax.sharding.mesh import make_mesh
+    from coa_jax.sharding.rules import SAMPLING_RULES, Sharder
+
+    temperature = 0.0 if args.greedy else args.temperature
+    validate(SamplingConfig(temperature=temperature, top_p=args.top_p, top_k=args.top_k,
+                            max_new_tokens=args.max_new_tokens, seed=args.seed))
+    mesh = make_mesh(MeshConfig())
+    sharder = Sharder(mesh, SAMPLING_RULES)
+    cfg, params = load_model(args.checkpoint, sharder, dtype=args.dtype)
+    tokenizer = load_tokenizer(args.tokenizer or args.checkpoint)
+    prompt_ids = encode_prompt(tokenizer, args.prompt, chat=args.chat, system=args.system)
+    stops = [[t] for t in eos_ids(tokenizer)]
+    batch_multiple = math.prod(mesh.shape[a] for a in ("data", "fsdp"))
+    (gen,) = generate(cfg, params, sharder, [prompt_ids], max_new_tokens=args.max_new_tokens,
+                      sampling=SamplingParams(temperature, args.top_p, args.top_k), rng=jax.random.key(args.seed),
+                      stop_sequences=stops, batch_multiple=batch_multiple)
+    text = tokenizer.decode(gen.output_ids, skip_special_tokens=False)
+    if args.json:
+        print(json.dumps({"prompt_ids": gen.prompt_ids, "output_ids": gen.output_ids, "text": text,
+                          "logprobs": gen.logprobs, "stopped": "eos" if gen.stop_index >= 0 else "max_new_tokens"}))
+    else:
+        print(text)
+    return 0

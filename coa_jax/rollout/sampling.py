@@ -1,0 +1,54 @@
+"""Pick the next token from logits: greedy, temperature, top-k, top-p. Returns its log-prob."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+_NEG = -1e30
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingParams:
+    """Static sampling settings (part of the compiled program). temperature 0 means greedy."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+def scaled_logprobs(logits_BxV: jax.Array, params: SamplingParams) -> jax.Array:
+    """log-softmax of logits / temperature (temperature 1 when greedy): the policy's log-probs.
+
+    The trainer recomputes log-probs with the same scaling, so sampler and trainer agree.
+    """
+    t = 1.0 if params.greedy else params.temperature
+    return jax.nn.log_softmax(logits_BxV.astype(jnp.float32) / t, axis=-1)
+
+
+def sample_tokens(logits_BxV: jax.Array, rng: jax.Array, params: SamplingParams) -> tuple[jax.Array, jax.Array]:
+    """(tokens [B] int32, log-probs [B] of those tokens under `scaled_logprobs`)."""
+    logprobs_BxV = scaled_logprobs(logits_BxV, params)
+    if params.greedy:
+        tokens_B = jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32)
+    else:
+        filtered = logprobs_BxV
+        if params.top_k:
+            kth_B = jax.lax.top_k(filtered, params.top_k)[0][:, -1:]
+            filtered = jnp.where(filtered < kth_B, _NEG, filtered)
+        if params.top_p < 1.0:
+            sorted_BxV = jnp.sort(filtered, axis=-1)[:, ::-1]
+            cum_BxV = jnp.cumsum(jax.nn.softmax(sorted_BxV, axis=-1), axis=-1)
+            # keep the smallest prefix whose mass reaches top_p (always at least the top token)
+            cutoff_idx_B = jnp.sum(cum_BxV < params.top_p, axis=-1, keepdims=True)
+            cutoff_B = jnp.take_along_axis(sorted_BxV, jnp.minimum(cutoff_idx_B, sorted_BxV.shape[-1] - 1), axis=-1)
+            filtered = jnp.where(filtered < cutoff_B, _NEG, filtered)
+        tokens_B = jax.random.categorical(rng, filtered, axis=-1).astype(jnp.int32)
+    chosen_B = jnp.take_along_axis(logprobs_BxV, tokens_B[:, None], axis=-1)[:, 0]
+    return tokens_B, chosen_B
