@@ -6,6 +6,7 @@ an index); `GGUFSource` dequantizes one GGUF tensor per request. Neither reads t
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 
@@ -56,6 +57,19 @@ class SafetensorsSource:
         return self._handles[file].get_tensor(name)
 
 
+@functools.lru_cache(maxsize=2)
+def _gguf_reader(path: str, mtime_ns: int):
+    import gguf
+
+    return gguf.GGUFReader(path)
+
+
+def gguf_reader(path: str | pathlib.Path):
+    """A memory-mapped GGUF reader, shared between metadata and tensor reads (parsing is slow)."""
+    p = pathlib.Path(path).resolve()
+    return _gguf_reader(str(p), p.stat().st_mtime_ns)
+
+
 class GGUFSource:
     """Tensors of a GGUF file, dequantized to float32 and renamed to Hugging Face names."""
 
@@ -64,7 +78,7 @@ class GGUFSource:
 
         self.path = pathlib.Path(path)
         self.cfg = cfg
-        self.reader = gguf.GGUFReader(str(self.path))
+        self.reader = gguf_reader(self.path)
         self._tensors = {t.name: t for t in self.reader.tensors}
         self._names: dict[str, tuple[str, str]] = {}
         for spec in weight_specs(cfg):
@@ -90,9 +104,7 @@ class GGUFSource:
 
 def read_gguf_fields(path: str | pathlib.Path) -> tuple[dict, bool]:
     """(metadata name -> value, whether an untied `output.weight` exists)."""
-    import gguf
-
-    reader = gguf.GGUFReader(str(path))
+    reader = gguf_reader(path)
     fields = {}
     for key, field in reader.fields.items():
         if key in ("tokenizer.ggml.merges", "tokenizer.ggml.token_type"):
