@@ -42,3 +42,16 @@ def make_mesh(cfg: MeshConfig, devices: list[jax.Device] | None = None) -> Mesh:
     import numpy as np
 
     return Mesh(np.asarray(devices).reshape(shape), MESH_AXES, axis_types=(AxisType.Auto,) * 3)
+
+
+def validate_for_devices(cfg, num_devices: int) -> tuple[int, int, int]:
+    """Checks that need the device count (before anything compiles). Returns the mesh shape.
+
+    Raises:
+      ConfigError: naming `mesh.*` or `batch_size`.
+    """
+    data, fsdp, tensor = resolve_mesh_shape(cfg.mesh, num_devices)
+    if cfg.batch_size % (data * fsdp):
+        raise ConfigError([("batch_size", f"{cfg.batch_size} rows do not split over the mesh's data x fsdp = "
+                                          f"{data}x{fsdp} = {data * fsdp} batch shards")])
+    return data, fsdp, tensor
