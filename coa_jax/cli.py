@@ -34,4 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     cmd_parser = argparse.ArgumentParser(prog=f"python -m coa_jax {name}", description=COMMANDS[name][1])
     module.add_arguments(cmd_parser)
     args = cmd_parser.parse_args(argv[1:])
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except _user_errors() as err:  # bad input: a clear message, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from coa_jax.config.errors import ConfigError
+    from coa_jax.models.hf_config import UnsupportedCheckpoint
+    from coa_jax.models.tensor_sources import CheckpointError
+
+    return (ConfigError, CheckpointError, UnsupportedCheckpoint, FileNotFoundError)
