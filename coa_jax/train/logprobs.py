@@ -1,0 +1,30 @@
+"""Per-token log-probabilities of a sequence under the model (teacher forcing), float32.
+
+Alignment convention used by every loss: position t holds log p(tokens[t] | tokens[<t]); position
+0 (and the first token of every packed segment) has no prediction and must be masked out.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from coa_jax.models.model_config import ModelConfig
+from coa_jax.models.params import Params, forward
+from coa_jax.sharding.rules import Sharder
+
+
+def token_logprobs(cfg: ModelConfig, params: Params, tokens_BxT, positions_BxT, segment_ids_BxT,
+                   sharder: Sharder | None = None, temperature: float = 1.0, with_entropy: bool = False):
+    """(logp_BxT, entropy_BxT or None): log-prob of each token given its prefix, at `temperature`."""
+    logits_BxTxV, _ = forward(cfg, params, tokens_BxT, positions_BxT, segment_ids_BxT=segment_ids_BxT,
+                              sharder=sharder)
+    logits_BxTxV = logits_BxTxV[:, :-1] / temperature
+    logz_BxT = jax.nn.logsumexp(logits_BxTxV, axis=-1)
+    picked_BxT = jnp.take_along_axis(logits_BxTxV, tokens_BxT[:, 1:, None], axis=-1)[..., 0]
+    logp_BxT = jnp.pad(picked_BxT - logz_BxT, ((0, 0), (1, 0)))
+    entropy_BxT = None
+    if with_entropy:
+        probs = jax.nn.softmax(logits_BxTxV, axis=-1)
+        entropy_BxT = jnp.pad(logz_BxT - jnp.sum(probs * logits_BxTxV, axis=-1), ((0, 0), (1, 0)))
+    return logp_BxT, entropy_BxT

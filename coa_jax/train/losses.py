@@ -1,0 +1,59 @@
+"""Losses of the AutoCoA stages. Each returns (sum, count) so accumulation weights correctly.
+
+A mean of per-microbatch means is wrong when microbatches hold different numbers of tokens;
+returning (sum, count) lets the step divide once by the total count. Metrics are returned the
+same way, as {name: (sum, count)}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+LossOut = tuple[jax.Array, jax.Array, dict[str, tuple[jax.Array, jax.Array]]]
+
+
+def masked_nll(logp_BxT, mask_BxT) -> LossOut:
+    """SFT stages 2/3: next-token NLL over masked tokens (stage 2 masks observations, 3 does not)."""
+    mask = mask_BxT.astype(jnp.float32)
+    total = -jnp.sum(logp_BxT * mask)
+    count = jnp.sum(mask)
+    return total, count, {"nll": (total, count)}
+
+
+@dataclasses.dataclass(frozen=True)
+class ContrastiveParams:
+    """SFT stage 1 (SPEC 2.1): -log sigmoid(beta * (Pc - Pr - margin)) + alpha * (-Pc)."""
+
+    alpha: float = 0.2  # weight of the auxiliary chosen-NLL term
+    beta: float = 1.0
+    margin: float = 0.0
+
+
+def contrastive_loss(logp_chosen_BxT, mask_chosen_BxT, logp_rejected_BxT, mask_rejected_BxT, pair_valid_B,
+                     p: ContrastiveParams) -> LossOut:
+    """Length-normalised log-likelihoods of chosen vs rejected continuations of one context.
+
+    Row b of the chosen and rejected batches belong to the same pair; padded pairs have
+    pair_valid_B == 0. Returns (sum over pairs, number of pairs, metrics).
+    """
+    valid = pair_valid_B.astype(jnp.float32)
+
+    def norm_ll(logp, mask):
+        m = mask.astype(jnp.float32)
+        return jnp.sum(logp * m, axis=-1) / jnp.maximum(jnp.sum(m, axis=-1), 1.0)
+
+    pc_B = norm_ll(logp_chosen_BxT, mask_chosen_BxT)
+    pr_B = norm_ll(logp_rejected_BxT, mask_rejected_BxT)
+    per_pair_B = -jax.nn.log_sigmoid(p.beta * (pc_B - pr_B - p.margin)) + p.alpha * (-pc_B)
+    total = jnp.sum(per_pair_B * valid)
+    count = jnp.sum(valid)
+    metrics = {
+        "contrastive": (total, count),
+        "chosen_ll": (jnp.sum(pc_B * valid), count),
+        "rejected_ll": (jnp.sum(pr_B * valid), count),
+        "pair_accuracy": (jnp.sum((pc_B > pr_B) * valid), count),
+    }
+    return total, count, metrics
