@@ -1,8 +1,11 @@
-"""The world's prompt: an instruction shaped like the reference's, then the question.
+"""The world's prompt: an instruction, then the question.
 
-Like the reference prompt it explains the search format (`<begin_search> query </end_search>`,
-results in `<search_result> ... </search_result>`), asks to search only while thinking, and asks
-for the answer in `\\boxed{}`; the question follows a final `Question:` line, which
+Two instruction styles, chosen by name with `instruction(style)`:
+- "reference": shaped like the reference's (`INSTRUCTION`), a few hundred tokens;
+- "compact": the same rules in a few dozen tokens (`COMPACT_INSTRUCTION`), for tiny models on CPU.
+Both explain the search format (`<begin_search> query </end_search>`, results in
+`<search_result> ... </search_result>`), ask to search only while thinking, and ask for the
+answer in `\\boxed{}`; the question follows a final `Question:` line, which
 `coa_jax.data.formats.extract_question` recognises.
 """
 
@@ -39,17 +42,38 @@ Question:
 """
 
 
-def user_prompt(question: str) -> str:
+# The same rules in a few dozen tokens (the reference-shaped instruction takes a few hundred),
+# ending with the same "Question:" line.
+COMPACT_INSTRUCTION = (
+    "Think inside <think> </think>. If unsure of a fact, search while thinking: "
+    "<begin_search> query </end_search>; results come in <search_result> </search_result>. "
+    "Answer as \\boxed{ANSWER}.\n\nQuestion:\n"
+)
+INSTRUCTIONS = {"reference": INSTRUCTION, "compact": COMPACT_INSTRUCTION}
+
+
+def instruction(style: str = "reference") -> str:
+    """The instruction text of `style` ("reference" or "compact").
+
+    Raises:
+      ValueError: an unknown style.
+    """
+    if style not in INSTRUCTIONS:
+        raise ValueError(f"unknown instruction style {style!r}; known: {sorted(INSTRUCTIONS)}")
+    return INSTRUCTIONS[style]
+
+
+def user_prompt(question: str, style: str = "reference") -> str:
     """The full user message for `question`."""
-    return f"{INSTRUCTION}{question}\n"
+    return f"{instruction(style)}{question}\n"
 
 
-def to_qa_prompt(q: Question, index: int) -> QAPrompt:
+def to_qa_prompt(q: Question, index: int, style: str = "reference") -> QAPrompt:
     """A world question as a verl prompt row (`source_file` names its benchmark, like the
     reference evaluation file)."""
     return QAPrompt(
         data_source=DATA_SOURCE,
-        prompt=(Message("user", user_prompt(q.question)),),
+        prompt=(Message("user", user_prompt(q.question, style)),),
         golds=q.golds,
         index=index,
         split=q.split,

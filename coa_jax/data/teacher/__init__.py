@@ -1,0 +1,41 @@
+"""The scripted teacher: the stand-in for the paper's large distillation model.
+
+It writes, for the embedded world's train questions, the three SFT data files of the reference
+(SPEC 2.2) and the base reasoner's CoT traces:
+
+    stats = write_teacher_data("runs/world", "runs/teacher", seed=0)   # -> TeacherStats
+    print(stats.summary())
+
+- CoT (`cot`): reasoning without tools; right on popular facts, confident wrong guesses on tail
+  facts (`knowledge`).
+- CoA (`coa`): reasoning with the real BM25 search tool; values are read out of the retrieved
+  passages (`reading`), with poor queries, reformulations and distractors now and then.
+- CoT+A pairs (`pairs`): where exactly one of CoT / CoA is right, "act" against "do not act"
+  after their shared prefix.
+"""
+
+from coa_jax.data.teacher.coa import CoAHabits, CoATeacher
+from coa_jax.data.teacher.cot import write_cot
+from coa_jax.data.teacher.knowledge import TeacherWorld
+from coa_jax.data.teacher.pairs import Pair, make_pair, shared_prefix
+from coa_jax.data.teacher.stats import TeacherStats
+from coa_jax.data.teacher.trajectory import Segment, Trajectory
+from coa_jax.data.teacher.write import FILES, TeacherRun, run_teachers, score_split, write_teacher_data
+
+__all__ = [
+    "CoAHabits",
+    "CoATeacher",
+    "FILES",
+    "Pair",
+    "Segment",
+    "TeacherRun",
+    "TeacherStats",
+    "TeacherWorld",
+    "Trajectory",
+    "make_pair",
+    "run_teachers",
+    "score_split",
+    "shared_prefix",
+    "write_cot",
+    "write_teacher_data",
+]
