@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("coa_jax.commands.generate", "sample text from a checkpoint (HF dir, GGUF file)"),
     "world": ("coa_jax.commands.world", "build the embedded synthetic world"),
     "serve-retrieval": ("coa_jax.commands.serve_retrieval", "run the FlashRAG-compatible retrieval server"),
+    "sft": ("coa_jax.commands.sft", "train one supervised stage (reasoner, 1, 2, 3)"),
+    "eval": ("coa_jax.commands.eval", "score a checkpoint on QA data: model-only, workflow or agent"),
 }
 
 

@@ -19,10 +19,10 @@ def get_config(variant: str | None = None) -> Config:
                         num_heads=4, num_kv_heads=2, max_position_embeddings=2048, rope_theta=10000.0,
                         qkv_bias=True, tie_embeddings=True)
     cfg = Config(name="default", seed=0, model=model, mesh=MeshConfig(data=-1),
-                 sampling=SamplingConfig(temperature=0.6, max_new_tokens=256), batch_size=16)
+                 sampling=SamplingConfig(temperature=0.6, max_new_tokens=256))
     if variant == "tiny":
         return dataclasses.replace(
-            cfg, name="default-tiny", batch_size=8,
+            cfg, name="default-tiny",
             model=dataclasses.replace(model, hidden_size=64, intermediate_size=128, num_layers=2),
             sampling=dataclasses.replace(cfg.sampling, max_new_tokens=64))
     if variant is not None:

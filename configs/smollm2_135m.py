@@ -18,7 +18,7 @@ def get_config(variant: str | None = None) -> Config:
                         num_heads=9, num_kv_heads=3, max_position_embeddings=8192, rope_theta=100000.0,
                         rms_norm_eps=1e-5, qkv_bias=False, tie_embeddings=True)
     cfg = Config(name="smollm2-135m", model=model, mesh=MeshConfig(data=-1),
-                 sampling=SamplingConfig(temperature=0.6, top_p=0.95, max_new_tokens=512), batch_size=8)
+                 sampling=SamplingConfig(temperature=0.6, top_p=0.95, max_new_tokens=512))
     if variant == "tiny":
         return dataclasses.replace(cfg, name="smollm2-135m-tiny",
                                    sampling=dataclasses.replace(cfg.sampling, max_new_tokens=32))

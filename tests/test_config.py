@@ -69,7 +69,14 @@ def test_unknown_key_suggests_the_close_one():
     ("sampling.top_p=0", "sampling.top_p"),
     ("sampling.temperature=-1", "sampling.temperature"),
     ("mesh.fsdp=0", "mesh.fsdp"),
-    ("batch_size=0", "batch_size"),
+    ("sft2.batch_rows=0", "sft2.batch_rows"),
+    ("sft2.micro_batches=3", "sft2.micro_batches"),
+    ("rl.env=both", "rl.env"),
+    ("rollout.env=dream", "rollout.env"),
+    ("rl.grpo.kl_estimator=k9", "rl.grpo.kl_estimator"),
+    ("sft1.optim.decay=step", "sft1.optim.decay"),
+    ("env.search=http", "env.url"),
+    ("world.size=huge", "world.size"),
 ])
 def test_impossible_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
@@ -95,8 +102,9 @@ def test_mesh_must_tile_the_devices():
 def test_batch_must_split_over_data_and_fsdp():
     from coa_jax.sharding.mesh import validate_for_devices
 
-    cfg = apply_overrides(Config(), ["mesh.data=-1", "mesh.fsdp=2", "batch_size=6"])
+    cfg = apply_overrides(Config(), ["mesh.data=-1", "mesh.fsdp=2", "sft2.batch_rows=12", "rl.prompts_per_step=8",
+                                     "rl.group_size=5"])
     with pytest.raises(ConfigError) as err:
         validate_for_devices(cfg, 8)
-    assert err.value.problems[0][0] == "batch_size"
-    assert validate_for_devices(apply_overrides(cfg, ["batch_size=8"]), 8) == (4, 2, 1)
+    assert err.value.problems[0][0] == "sft2.batch_rows"
+    assert validate_for_devices(apply_overrides(cfg, ["sft2.batch_rows=16"]), 8) == (4, 2, 1)

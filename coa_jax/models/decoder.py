@@ -151,7 +151,7 @@ class Decoder(nn.Module):
                  return_hidden: bool = False):
         cfg = self.cfg
         dtype = _dtype(cfg.dtype)
-        embedding_VxE = _param(self, "embedding", nn.initializers.normal(1.0), (cfg.vocab_size, cfg.hidden_size),
+        embedding_VxE = _param(self, "embedding", nn.initializers.normal(cfg.init_std), (cfg.vocab_size, cfg.hidden_size),
                                ("vocab", "embed"), cfg)
         x_BxTxE = jnp.take(embedding_VxE, tokens_BxT, axis=0).astype(dtype)
         x_BxTxE = constrain(self.sharder, x_BxTxE, ("batch", "length", "embed"))

@@ -47,11 +47,18 @@ def make_mesh(cfg: MeshConfig, devices: list[jax.Device] | None = None) -> Mesh:
 def validate_for_devices(cfg, num_devices: int) -> tuple[int, int, int]:
     """Checks that need the device count (before anything compiles). Returns the mesh shape.
 
+    Every batch the run will shard (per microbatch) must split over the data x fsdp axes.
     Raises:
-      ConfigError: naming `mesh.*` or `batch_size`.
+      ConfigError: naming `mesh.*` or the batch key that does not split.
     """
     data, fsdp, tensor = resolve_mesh_shape(cfg.mesh, num_devices)
-    if cfg.batch_size % (data * fsdp):
-        raise ConfigError([("batch_size", f"{cfg.batch_size} rows do not split over the mesh's data x fsdp = "
-                                          f"{data}x{fsdp} = {data * fsdp} batch shards")])
+    shards = data * fsdp
+    batches = {f"{stage}.batch_rows": getattr(cfg, stage).batch_rows // getattr(cfg, stage).micro_batches
+               for stage in ("reasoner", "sft1", "sft2", "sft3")}
+    batches["rl.prompts_per_step"] = cfg.rl.prompts_per_step * cfg.rl.group_size // cfg.rl.micro_batches
+    batches["rollout.batch_slots"] = cfg.rollout.batch_slots
+    problems = [(key, f"{rows} rows (per microbatch) do not split over the mesh's data x fsdp = {data}x{fsdp} = "
+                      f"{shards} batch shards") for key, rows in batches.items() if rows % shards]
+    if problems:
+        raise ConfigError(problems)
     return data, fsdp, tensor

@@ -61,8 +61,14 @@ class LoopResult:
 
 
 def run_loop(out_dir: str | pathlib.Path, state, total_steps: int, body: Callable, cfg: LoopConfig, *,
-             meta: dict, model_dict: dict | None = None, progress: str = "train") -> LoopResult:
-    """Run `body` for steps [resume_step, total_steps), checkpointing into out_dir/checkpoints."""
+             meta: dict, model_dict: dict | None = None, progress: str = "train",
+             get_data_state: Callable[[], dict] | None = None,
+             set_data_state: Callable[[dict], None] | None = None) -> LoopResult:
+    """Run `body` for steps [resume_step, total_steps), checkpointing into out_dir/checkpoints.
+
+    get_data_state / set_data_state: the data stream's position, saved with every checkpoint and
+    restored on resume (bodies whose data is a pure function of the step need neither).
+    """
     out = pathlib.Path(out_dir)
     ckpt = Checkpointer(out / "checkpoints", keep=cfg.keep_checkpoints, async_save=cfg.async_checkpoint)
     metrics = MetricsWriter(out)
@@ -73,6 +79,8 @@ def run_loop(out_dir: str | pathlib.Path, state, total_steps: int, body: Callabl
         state, saved_meta, start = restored
         resumed = start
         nan_steps = list(saved_meta.get("nan_steps", []))
+        if set_data_state is not None and saved_meta.get("data") is not None:
+            set_data_state(saved_meta["data"])
         log.info("resuming %s from step %d", out, start)
     metrics.rewind(start)
     stop = {"term": False}
@@ -80,7 +88,8 @@ def run_loop(out_dir: str | pathlib.Path, state, total_steps: int, body: Callabl
         if _main_thread() else None
 
     def save(step):
-        ckpt.save(step, state, {**meta, "step": step, "nan_steps": nan_steps, "model": model_dict})
+        data = get_data_state() if get_data_state is not None else None
+        ckpt.save(step, state, {**meta, "step": step, "nan_steps": nan_steps, "model": model_dict, "data": data})
 
     try:
         bar = _progress(total_steps, start, progress)
@@ -105,8 +114,6 @@ def run_loop(out_dir: str | pathlib.Path, state, total_steps: int, body: Callabl
             if stop["term"]:
                 ckpt.wait()
                 raise Preempted(143)
-        if restored is not None and start >= total_steps:
-            pass  # already complete
         ckpt.wait()
         (out / "DONE").write_text(json.dumps({"steps": total_steps, "nan_steps": nan_steps}))
         return LoopResult(state, total_steps, resumed, nan_steps)

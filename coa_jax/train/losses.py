@@ -31,6 +31,14 @@ class ContrastiveParams:
     beta: float = 1.0
     margin: float = 0.0
 
+    def errors(self) -> list[tuple[str, str]]:
+        out = []
+        if self.alpha < 0:
+            out.append(("alpha", f"must be >= 0, got {self.alpha}"))
+        if self.beta <= 0:
+            out.append(("beta", f"must be > 0, got {self.beta}"))
+        return out
+
 
 def contrastive_loss(logp_chosen_BxT, mask_chosen_BxT, logp_rejected_BxT, mask_rejected_BxT, pair_valid_B,
                      p: ContrastiveParams) -> LossOut:

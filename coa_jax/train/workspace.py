@@ -1,0 +1,91 @@
+"""Where a run's inputs come from: the world, the teacher data, the starting weights, the tokenizer.
+
+A finished stage writes `OUT/hf/` (a Hugging Face directory with the tokenizer), so any stage's
+output is a valid `--init` for the next one and loads in `transformers` as well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import pathlib
+
+import jax
+
+from coa_jax.config.schema import Config
+from coa_jax.models.hf_export import export_hf
+from coa_jax.models.loading import load_model
+from coa_jax.models.model_config import ModelConfig
+from coa_jax.models.params import Params, init_params
+from coa_jax.models.tokenizer import load_tokenizer
+from coa_jax.sharding.rules import Sharder
+
+log = logging.getLogger(__name__)
+
+
+def world_dir(cfg: Config, out_dir: str | pathlib.Path) -> pathlib.Path:
+    """The world to use: cfg.world.dir, or one built (once) under the run's directory."""
+    if cfg.world.dir:
+        path = pathlib.Path(cfg.world.dir)
+        if not (path / "stats.json").exists():
+            raise FileNotFoundError(f"world.dir={cfg.world.dir} holds no built world (no stats.json)")
+        return path
+    path = pathlib.Path(out_dir) / "world"
+    if not (path / "stats.json").exists():
+        from coa_jax.data.world import build_world
+
+        log.info("building the %s world (seed %d) in %s", cfg.world.size, cfg.world.seed, path)
+        build_world(path, seed=cfg.world.seed, size=cfg.world.size)
+    return path
+
+
+def teacher_dir(cfg: Config, world: pathlib.Path) -> pathlib.Path:
+    """The teacher's SFT data for `world` (written once beside it)."""
+    path = world.parent / f"{world.name}_teacher"
+    if not (path / "teacher_stats.json").exists():
+        from coa_jax.data.teacher import write_teacher_data
+
+        log.info("writing teacher data to %s", path)
+        write_teacher_data(world, path, seed=cfg.seed, style=cfg.world.prompt_style, topk=cfg.env.topk)
+    return path
+
+
+def resolve_init(path: str | pathlib.Path) -> pathlib.Path:
+    """A run directory stands for its exported weights (RUN/hf)."""
+    p = pathlib.Path(path)
+    if (p / "hf" / "config.json").exists():
+        return p / "hf"
+    return p
+
+
+def initial_model(cfg: Config, init: str, sharder: Sharder, tokenizer_fallback: str | pathlib.Path | None
+                  ) -> tuple[ModelConfig, Params, object]:
+    """(model config, params in `sharder`'s layout, tokenizer) for a stage's starting point.
+
+    init "" means random weights of `cfg.model` (the tokenizer then comes from cfg.tokenizer or
+    `tokenizer_fallback`, e.g. the world's).
+    """
+    if init:
+        src = resolve_init(init)
+        model_cfg, params = load_model(src, sharder, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype,
+                                       remat=cfg.model.remat)
+        tokenizer = load_tokenizer(cfg.tokenizer or src)
+        return model_cfg, params, tokenizer
+    tok_path = cfg.tokenizer or tokenizer_fallback
+    if not tok_path:
+        raise FileNotFoundError("random init needs a tokenizer: set `tokenizer` (or train on the embedded world)")
+    tokenizer = load_tokenizer(tok_path)
+    model_cfg = cfg.model
+    if len(tokenizer) > model_cfg.vocab_size:
+        model_cfg = dataclasses.replace(model_cfg, vocab_size=_round_up(len(tokenizer), 64))
+        log.info("vocab_size raised to %d to fit the tokenizer", model_cfg.vocab_size)
+    return model_cfg, init_params(model_cfg, sharder, jax.random.key(cfg.seed)), tokenizer
+
+
+def finish_stage(out_dir: str | pathlib.Path, params: Params, model_cfg: ModelConfig, tokenizer) -> pathlib.Path:
+    """Export the final weights (and tokenizer) to OUT/hf."""
+    return export_hf(params, model_cfg, pathlib.Path(out_dir) / "hf", tokenizer=tokenizer)
+
+
+def _round_up(n: int, k: int) -> int:
+    return -(-n // k) * k
