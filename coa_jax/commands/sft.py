@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from coa_jax.config.loading import load_config
     from coa_jax.train.stages import run_sft
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     for noisy in ("bm25s", "absl", "jax", "orbax"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     cfg = load_config(args.config or _default_config(), args.set)
