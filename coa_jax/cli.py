@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "world": ("coa_jax.commands.world", "build the embedded synthetic world"),
     "serve-retrieval": ("coa_jax.commands.serve_retrieval", "run the FlashRAG-compatible retrieval server"),
     "sft": ("coa_jax.commands.sft", "train one supervised stage (reasoner, 1, 2, 3)"),
+    "rl": ("coa_jax.commands.rl", "GRPO in the simulated, real or scheduled environment"),
     "eval": ("coa_jax.commands.eval", "score a checkpoint on QA data: model-only, workflow or agent"),
 }
 

@@ -24,16 +24,21 @@ def run(args: argparse.Namespace) -> int:
     from coa_jax.config.loading import load_config
     from coa_jax.train.stages import run_sft
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    for noisy in ("bm25s", "absl", "jax", "orbax"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    cfg = load_config(args.config or _default_config(), args.set)
+    quiet_logging(logging)
+    cfg = load_config(args.config or default_config(), args.set)
     hf = run_sft(cfg, args.stage, init=args.init or cfg.init, out=args.out, data=args.data)
     print(f"stage sft-{args.stage} done: weights in {hf}")
     return 0
 
 
-def _default_config() -> str:
+def quiet_logging(logging) -> None:
+    """INFO for coa_jax, WARNING for chatty libraries."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    for noisy in ("bm25s", "absl", "jax", "orbax", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def default_config() -> str:
     import pathlib
 
     return str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "default.py")

@@ -89,3 +89,33 @@ def finish_stage(out_dir: str | pathlib.Path, params: Params, model_cfg: ModelCo
 
 def _round_up(n: int, k: int) -> int:
     return -(-n // k) * k
+
+
+def build_registry(cfg: Config, world: pathlib.Path | None, tokenizer):
+    """The tool library of the run's environment config (search over the world's corpus by default)."""
+    from coa_jax.env.observation import TokenCounter
+    from coa_jax.env.registry import ToolRegistry
+
+    if cfg.env.search == "http":
+        options = {"url": cfg.env.url, "topk": cfg.env.topk, "max_tokens": cfg.env.max_obs_tokens,
+                   "timeout_s": cfg.env.timeout_s, "retries": cfg.env.retries}
+    else:
+        corpus = cfg.env.corpus or (str(world / "corpus.jsonl") if world is not None else "")
+        if not corpus:
+            raise FileNotFoundError("env.search=bm25 needs env.corpus (or a world)")
+        options = {"corpus": corpus, "topk": cfg.env.topk, "max_tokens": cfg.env.max_obs_tokens}
+    return ToolRegistry.from_config({"search": cfg.env.search}, {"search": options},
+                                    tokens=TokenCounter.from_tokenizer(tokenizer))
+
+
+def world_prompts(cfg: Config, world: pathlib.Path, tokenizer, split: str = "train"):
+    """(prompt ids, golds) of a world split, with the run's instruction style and chat template."""
+    from coa_jax.data.formats.messages import Message
+    from coa_jax.data.tokenize_sft import ChatTokenizer
+    from coa_jax.data.world import load_world
+    from coa_jax.data.world.prompt import user_prompt
+
+    chat = ChatTokenizer(tokenizer)
+    questions = load_world(world).questions(split)
+    ids = [chat.prompt_ids([Message("user", user_prompt(q.question, cfg.world.prompt_style))]) for q in questions]
+    return ids, [tuple(q.golds) for q in questions], questions
