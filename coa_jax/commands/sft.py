@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 def quiet_logging(logging) -> None:
     """INFO for coa_jax, WARNING for chatty libraries."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    for noisy in ("bm25s", "absl", "jax", "orbax", "httpx"):
+    for noisy in ("bm25s", "absl", "jax", "orbax", "httpx", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
