@@ -12,6 +12,7 @@ import sys
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "pipeline": ("coa_jax.commands.pipeline", "the whole AutoCoA recipe on the embedded world (Table 1)"),
     "generate": ("coa_jax.commands.generate", "sample text from a checkpoint (HF dir, GGUF file)"),
     "world": ("coa_jax.commands.world", "build the embedded synthetic world"),
     "serve-retrieval": ("coa_jax.commands.serve_retrieval", "run the FlashRAG-compatible retrieval server"),

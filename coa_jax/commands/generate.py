@@ -21,6 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object (prompt_ids, output_ids, text, ...)")
     p.add_argument("--tokenizer", default=None, help="tokenizer directory (default: the checkpoint's)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--tools", default=None,
+                   help="run one agent trajectory with a search tool: bm25:CORPUS_JSONL, http://HOST:PORT, or "
+                        "world_model (the model writes its own observations)")
+    p.add_argument("--max-actions", type=int, default=10, help="with --tools: the action budget T")
+    p.add_argument("--topk", type=int, default=3, help="with --tools: documents per search")
     p.add_argument("--config", default=None, help="config file[:variant] for mesh and sampling defaults")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
 
@@ -48,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
     cfg, params = load_model(args.checkpoint, sharder, dtype=args.dtype)
     tokenizer = load_tokenizer(args.tokenizer or args.checkpoint)
     prompt_ids = encode_prompt(tokenizer, args.prompt, chat=args.chat, system=args.system)
+    if args.tools:
+        from coa_jax.rollout.watch import run_agent
+
+        return run_agent(args, cfg, params, sharder, tokenizer, prompt_ids,
+                         SamplingParams(s.temperature, s.top_p, s.top_k))
     stops = [[t] for t in eos_ids(tokenizer)]
     batch_multiple = math.prod(mesh.shape[a] for a in ("data", "fsdp"))
     (gen,) = generate(cfg, params, sharder, [prompt_ids], max_new_tokens=s.max_new_tokens,

@@ -10,6 +10,7 @@ import dataclasses
 
 from coa_jax.models.model_config import ModelConfig
 from coa_jax.rollout.config import RolloutConfig
+from coa_jax.rollout.evaluation import EvalSettings
 from coa_jax.train.grpo_loss import GRPOParams
 from coa_jax.train.loop import LoopConfig
 from coa_jax.train.losses import ContrastiveParams
@@ -186,6 +187,7 @@ class Config:
     sft2: SFTConfig = SFTConfig(optim=OptimConfig(lr=5e-5))
     sft3: SFTConfig = SFTConfig(optim=OptimConfig(lr=5e-5))
     rl: RLConfig = RLConfig()
+    eval: EvalSettings = EvalSettings()
 
     def errors(self) -> list[tuple[str, str]]:
         return []

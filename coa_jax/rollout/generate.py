@@ -51,6 +51,6 @@ def generate(cfg: ModelConfig, params: Params, sharder: Sharder, prompts: list[l
     state = sampler.append(params, sampler.init_state(), tokens, n_valid)
     live = np.arange(batch) < n
     state, out = sampler.decode(params, state, live, np.full((batch,), max_new_tokens), rng)
-    toks, lps, num, stop = (np.asarray(jax.device_get(x)) for x in out)
+    toks, lps, num, stop = (np.asarray(jax.device_get(x)) for x in out[:4])
     return [Generation(list(prompts[i]), toks[i, :num[i]].tolist(), lps[i, :num[i]].tolist(), int(stop[i]))
             for i in range(n)]

@@ -1,0 +1,107 @@
+"""results.md (the table and the paper's claims checked on it) and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+from coa_jax.pipeline.plan import MULTI_HOP, SINGLE_HOP, STAGES
+
+
+def _em(row: dict, dataset: str) -> float | None:
+    d = row["datasets"].get(dataset)
+    return None if d is None else 100.0 * d["em_reference"]
+
+
+def _avg(row: dict, datasets) -> float | None:
+    vals = [v for v in (_em(row, d) for d in datasets) if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+def claims(rows: list[dict]) -> list[tuple[str, bool, str]]:
+    """The paper's directions, checked on our table: (claim, holds, numbers)."""
+    by = {r["label"]: r for r in rows}
+    mh = {label: _avg(r, MULTI_HOP) or 0.0 for label, r in by.items()}
+    out = []
+    wf, alone = mh.get("Reasoner + workflow"), mh.get("Reasoner alone")
+    if wf is not None and alone is not None:
+        out.append(("workflow beats the model alone (multi-hop EM)", wf > alone, f"{wf:.1f} vs {alone:.1f}"))
+    agents = [r["label"] for r in rows if r["mode"] == "agent"]
+    if wf is not None and agents:
+        losers = [a for a in agents if mh[a] <= wf]
+        out.append(("every agent row beats the workflow (multi-hop EM)", not losers,
+                    f"workflow {wf:.1f}; below it: {', '.join(losers) or 'none'}"))
+    for rl, sft in (("SFT-1+2+3 + RL-1", "SFT-1+2+3"), ("SFT-1+2+3 + RL-1+2", "SFT-1+2+3"), ("SFT-1+2 + RL-2", "SFT-1+2")):
+        if rl in by and sft in by:
+            a, b = _avg(by[rl], MULTI_HOP + SINGLE_HOP) or 0.0, _avg(by[sft], MULTI_HOP + SINGLE_HOP) or 0.0
+            out.append((f"RL adds to its SFT start: {rl} > {sft} (all-set EM)", a > b, f"{a:.1f} vs {b:.1f}"))
+    sim_real, real = by.get("SFT-1+2+3 + RL-1+2"), by.get("SFT-1+2 + RL-2")
+    if sim_real and real and real.get("real_tool_calls"):
+        ratio = sim_real["real_tool_calls"] / real["real_tool_calls"]
+        out.append(("sim-then-real spends <= 1/5 of all-real's real tool calls", ratio <= 0.2,
+                    f"{sim_real['real_tool_calls']:.0f} vs {real['real_tool_calls']:.0f} ({ratio:.2f})"))
+    return out
+
+
+def write_markdown(results: dict, path: pathlib.Path) -> str:
+    rows, datasets = results["rows"], results["datasets"]
+    head = ["method", "mode"] + datasets + ["single-hop", "multi-hop", "avg", "F1", "actions", "real calls"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["label"], r["mode"]] + [_fmt(_em(r, d)) for d in datasets]
+        cells += [_fmt(_avg(r, SINGLE_HOP)), _fmt(_avg(r, MULTI_HOP)), _fmt(100 * r["all"]["em_reference"]),
+                  _fmt(100 * r["all"]["f1"]), f"{r['all']['mean_actions']:.2f}",
+                  f"{r['real_tool_calls']:.0f}" if "real_tool_calls" in r else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    text = "# Results on the embedded world (test split, reference EM x 100)\n\n" + "\n".join(lines) + "\n"
+    text += f"\n{results['eval_questions']} test questions. Checks of the paper's directions:\n\n"
+    for claim, holds, numbers in claims(rows):
+        text += f"- [{'x' if holds else ' '}] {claim}: {numbers}\n"
+    path.write_text(text)
+    return text
+
+
+def write_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
+    """training_curves.png (loss / reward per stage) and success_vs_actions.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, (ax_sft, ax_rl) = plt.subplots(1, 2, figsize=(12, 4))
+    for stage in STAGES:
+        f = out / stage.name / "metrics.jsonl"
+        if not f.exists():
+            continue
+        recs = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        steps = [r["step"] for r in recs]
+        if stage.kind == "sft":
+            ax_sft.plot(steps, [r.get("loss") for r in recs], label=stage.name)
+        else:
+            ax_rl.plot(steps, [r.get("reward") for r in recs], label=stage.name)
+    ax_sft.set(title="SFT loss", xlabel="step"), ax_sft.legend(fontsize=7)
+    ax_rl.set(title="GRPO mean reward", xlabel="step"), ax_rl.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out / "training_curves.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in results["rows"]:
+        bins = r["all"].get("success_by_actions", {})
+        if r["mode"] == "model-only" or not bins:
+            continue
+        keys = list(bins)
+        ax.plot(keys, [100 * bins[k]["em_reference"] for k in keys], marker="o", label=r["label"])
+    ax.set(title="Success vs number of actions taken", xlabel="actions", ylabel="reference EM x 100")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out / "success_vs_actions.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    return paths

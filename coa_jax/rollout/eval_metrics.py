@@ -1,0 +1,84 @@
+"""Scores of evaluated responses and the per-benchmark report (SPEC 3).
+
+Per response: strict EM (SQuAD exact match of the last `\\boxed{}` after `</think>`), reference EM
+(the AutoCoA reward: format gate, normalisation, 70% word overlap), token F1, whether it answered
+(a `\\boxed{}` exists), and the number of actions. Per benchmark: their means, and success
+(reference EM) by the number of actions taken (the paper's Fig. 3).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from coa_jax.env.rewards import boxed_prediction, em_reward, f1_reward, get_reward
+
+ACTION_BINS = ("0", "1", "2", "3", "4", "5+")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scored:
+    """One evaluated response."""
+
+    dataset: str
+    em_strict: float
+    em_reference: float
+    f1: float
+    answered: bool
+    actions: int
+    forced: bool
+
+
+def score_response(dataset: str, response_text: str, golds: Sequence[str], actions: int, forced: bool) -> Scored:
+    """Scores of one response against its gold answers."""
+    golds = list(golds)
+    return Scored(dataset, em_reward(response_text, golds), get_reward("autocoa")(response_text, golds),
+                  f1_reward(response_text, golds), bool(boxed_prediction(response_text)), actions, forced)
+
+
+def action_bin(actions: int) -> str:
+    return ACTION_BINS[min(actions, len(ACTION_BINS) - 1)]
+
+
+def _summary(rows: list[Scored]) -> dict[str, Any]:
+    n = len(rows)
+
+    def mean(values) -> float:
+        values = list(values)
+        return round(sum(values) / len(values), 4) if values else 0.0
+
+    by_actions = collections.defaultdict(list)
+    for r in rows:
+        by_actions[action_bin(r.actions)].append(r.em_reference)
+    return {
+        "n": n,
+        "em_strict": mean(r.em_strict for r in rows),
+        "em_reference": mean(r.em_reference for r in rows),
+        "f1": mean(r.f1 for r in rows),
+        "mean_actions": mean(r.actions for r in rows),
+        "answer_rate": mean(float(r.answered) for r in rows),
+        "forced_rate": mean(float(r.forced) for r in rows),
+        "success_by_actions": {b: {"n": len(by_actions[b]), "em_reference": mean(by_actions[b])}
+                               for b in ACTION_BINS if by_actions[b]},
+    }  # fmt: skip
+
+
+def report(rows: Sequence[Scored]) -> dict[str, Any]:
+    """`{"datasets": {name: summary}, "all": summary}`; a summary holds the means listed above."""
+    by_dataset = collections.defaultdict(list)
+    for r in rows:
+        by_dataset[r.dataset].append(r)
+    return {"datasets": {d: _summary(v) for d, v in sorted(by_dataset.items())}, "all": _summary(list(rows))}
+
+
+def format_table(rep: dict[str, Any]) -> str:
+    """The report as a fixed-width text table."""
+    head = f"{'dataset':<12}{'n':>5}{'EM':>8}{'refEM':>8}{'F1':>8}{'acts':>7}{'answer':>8}  success by actions"
+    lines = [head]
+    for name, s in list(rep["datasets"].items()) + [("ALL", rep["all"])]:
+        bins = " ".join(f"{b}:{v['em_reference']:.2f}/{v['n']}" for b, v in s["success_by_actions"].items())
+        lines.append(f"{name:<12}{s['n']:>5}{s['em_strict']:>8.3f}{s['em_reference']:>8.3f}{s['f1']:>8.3f}"
+                     f"{s['mean_actions']:>7.2f}{s['answer_rate']:>8.2f}  {bins}")
+    return "\n".join(lines)

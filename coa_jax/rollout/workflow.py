@@ -1,0 +1,90 @@
+"""The ReAct-style workflow baseline: an external controller, not the model, decides to search.
+
+Each of K rounds the controller asks the model, with a fixed query-writing prompt, for one search
+query, runs the search and writes the call and its observation into the model's context in the
+trajectory format (`<begin_search> q </end_search>` + `<search_result> ... </search_result>`).
+After K rounds the model continues from there with tools off and answers. This is the baseline
+the paper's agent models beat: the number and timing of searches are fixed by the script.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+from coa_jax.data.formats.messages import Message
+from coa_jax.env.registry import ToolRegistry
+from coa_jax.env.tags import SEARCH_SPEC, Action
+from coa_jax.models.params import Params
+from coa_jax.rollout.engine import RolloutEngine
+from coa_jax.rollout.eval_data import EvalItem, prompt_ids
+from coa_jax.rollout.trajectory import Trajectory
+
+QUERY_INSTRUCTION = (
+    "You help answer a question with a search engine. Write one short search query for the next fact "
+    "that is needed. Reply with the query only, on one line.\n\nQuestion: {question}\n{notes}"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkflowResult:
+    """The controller's steps and the model's continuation for one question."""
+
+    queries: tuple[str, ...]
+    prefix: str  # the text the controller wrote into the assistant turn
+    trajectory: Trajectory  # the final generation (its prompt ends with the prefix)
+
+    @property
+    def response_text(self) -> str:
+        return self.prefix + self.trajectory.response_text
+
+
+def _first_line(text: str, fallback: str) -> str:
+    for tag in (SEARCH_SPEC.open_tag, SEARCH_SPEC.close_tag, "<think>", "</think>"):
+        text = text.replace(tag, " ")
+    for line in text.splitlines():
+        if line.strip():
+            return " ".join(line.split())[:200]
+    return fallback
+
+
+def run_workflow(query_engine: RolloutEngine, answer_engine: Callable[[int], RolloutEngine], params: Params, tokenizer,
+                 registry: ToolRegistry, items: Sequence[EvalItem], *, rounds: int, seed: int = 0,
+                 think_open: str = "<think>") -> list[WorkflowResult]:
+    """Runs the workflow for every item (batched per round).
+
+    Args:
+      query_engine: generates the queries (env "none", a short budget).
+      answer_engine: builds the engine of the final continuation (env "none") for a given longest
+        prompt (known only once the controller's text is written).
+      params: the model (in the engines' shardings).
+      tokenizer: the model's tokenizer.
+      registry: provides the "search" tool.
+      items: the questions.
+      rounds: K, searches per question.
+      seed: sampling seed.
+      think_open: opened in the assistant turn before the first call unless the chat template's
+        generation prompt already ends with it.
+    """
+    steps: list[list[tuple[str, str]]] = [[] for _ in items]
+    for _ in range(rounds):
+        prompts = []
+        for item, done in zip(items, steps):
+            notes = "".join(f"Already searched: {q}\nFound: {obs.strip()[:300]}\n" for q, obs in done)
+            prompts.append(prompt_ids(tokenizer, [Message("user", QUERY_INSTRUCTION.format(
+                question=item.question, notes=notes))]))  # fmt: skip
+        written = query_engine.rollout(params, prompts, env="none", seed=seed).trajectories
+        queries = [_first_line(t.response_text, item.question) for t, item in zip(written, items)]
+        results = registry.run([Action(SEARCH_SPEC.name, q, 0, len(q), True) for q in queries])
+        for done, q, result in zip(steps, queries, results):
+            done.append((q, result.text))
+    prompts, prefixes = [], []
+    for item, done in zip(items, steps):
+        head = prompt_ids(tokenizer, item.messages)
+        opened = tokenizer.decode(head[-4:]).rstrip().endswith(think_open)
+        prefix = ("" if opened else think_open + "\n") + "".join(
+            f"{SEARCH_SPEC.open_tag} {q} {SEARCH_SPEC.close_tag}{obs}" for q, obs in done)
+        prompts.append(head + list(tokenizer.encode(prefix, add_special_tokens=False)))
+        prefixes.append(prefix)
+    finals = answer_engine(max(len(p) for p in prompts)).rollout(params, prompts, env="none", seed=seed).trajectories
+    return [WorkflowResult(tuple(q for q, _ in done), prefix, t) for done, prefix, t in zip(steps, prefixes, finals)]

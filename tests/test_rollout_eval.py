@@ -1,0 +1,66 @@
+"""`python -m coa_jax eval` on the embedded world, in each mode, with a scripted checkpoint."""
+
+import argparse
+import json
+
+import pytest
+import transformers
+
+from coa_jax.commands import eval as eval_command
+from coa_jax.data.world.build import build_world
+from coa_jax.models.hf_export import export_hf
+from coa_jax.models.model_config import ModelConfig
+from coa_jax.rollout.eval_data import load_eval_items
+from coa_jax.rollout.eval_metrics import ACTION_BINS
+from coa_jax.rollout.scripted import AgentScript, agent_grammar, scripted_params
+from model_fixtures import single_device_sharder
+
+CFG = ModelConfig(vocab_size=1040, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4, num_kv_heads=2,
+                  max_position_embeddings=2048, init_std=0.1)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("world")
+    build_world(root, seed=0, size="tiny")
+    tok = transformers.AutoTokenizer.from_pretrained(str(root / "tokenizer"))
+    grammar = agent_grammar(tok, AgentScript(p_search=0.6, p_answer=0.3), eos_id=tok.eos_token_id)
+    checkpoint = root / "checkpoint"
+    export_hf(scripted_params(CFG, grammar, single_device_sharder("sampling")), CFG, checkpoint, tokenizer=tok)
+    return root, checkpoint
+
+
+def _args(world, tmp_path, mode, **extra):
+    root, checkpoint = world
+    parser = argparse.ArgumentParser()
+    eval_command.add_arguments(parser)
+    argv = ["--checkpoint", str(checkpoint), "--data", str(root / "questions" / "test.parquet"), "--mode", mode,
+            "--limit", "1", "--out", str(tmp_path / f"{mode}.json"), "--batch-slots", "4",
+            "--max-response-tokens", "384", "--max-actions", "2", "--answer-reserve", "24",
+            "--workflow-rounds", "1", "--devices", "1"]
+    if mode != "model-only":
+        argv += ["--retriever", f"bm25:{root / 'corpus.jsonl'}"]
+    for key, value in extra.items():
+        argv += [f"--{key}", str(value)]
+    return parser.parse_args(argv)
+
+
+@pytest.mark.parametrize("mode", ["model-only", "workflow", "agent"])
+def test_eval_runs_in_every_mode(world, tmp_path, mode):
+    assert eval_command.run(_args(world, tmp_path, mode)) == 0
+    rep = json.loads((tmp_path / f"{mode}.json").read_text())
+    n_datasets = len({i.dataset for i in load_eval_items(str(world[0] / "questions" / "test.parquet"))})
+    assert rep["all"]["n"] == n_datasets == len(rep["datasets"])
+    for summary in rep["datasets"].values():
+        assert set(summary) >= {"em_strict", "em_reference", "f1", "mean_actions", "answer_rate", "success_by_actions"}
+        assert set(summary["success_by_actions"]) <= set(ACTION_BINS)
+    rows = [json.loads(line) for line in (tmp_path / f"{mode}.trajectories.jsonl").read_text().splitlines()]
+    assert len(rows) == n_datasets
+    actions = [r["actions"] for r in rows]
+    if mode == "model-only":
+        assert actions == [0] * n_datasets and all(not r["tool_calls"] for r in rows)
+    elif mode == "workflow":
+        assert actions == [1] * n_datasets and all(len(r["workflow_queries"]) == 1 for r in rows)
+    else:  # the scripted agent searches until its budget of 2 is spent
+        assert all(a >= 1 for a in actions) and "Retrieval failed" not in rows[0]["response_text"]
+        assert rows[0]["tool_calls"][0]["query"]
