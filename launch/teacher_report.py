@@ -4,9 +4,11 @@
     python launch/teacher_report.py --world runs/world --splits dev test   # also score other splits
 
 Writes the teacher data (CoT, CoA, CoT+A pairs, reasoner traces) for the train split to --out (a
-temporary directory when not given) and prints: CoA accuracy with the real search tool, CoT
-accuracy on popular vs tail questions, row counts of each file, mean lengths in tokens. With
---splits it also scores the teachers (no files) on those splits, by dataset.
+temporary directory when not given) and prints: the world's corpus (passages by level) and its
+held-out (dev/test) tail facts, CoA accuracy with the real search tool, CoT accuracy on popular
+vs tail questions, row counts of each file, mean lengths in tokens, what was left out because it
+would state a held-out fact. With --splits it also scores the teachers (no files) on those
+splits, by dataset.
 """
 
 from __future__ import annotations
@@ -46,6 +48,15 @@ def split_table(world_dir: str, split: str, seed: int) -> str:
     return "\n".join(lines)
 
 
+def world_line(world_dir: str) -> str:
+    """The corpus size by passage level and the held-out tail facts, from the world's stats."""
+    stats = load_world(world_dir).stats
+    corpus, owner = stats["corpus"], stats["facts"].get("tail_by_owner_split", {})
+    levels = corpus.get("passages_by_level", {})
+    return (f"world: {corpus['passages']} passages ({', '.join(f'{k} level {v}' for k, v in levels.items())}); "
+            f"tail facts owned by dev {owner.get('dev', 0)}, test {owner.get('test', 0)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--world", required=True, help="a directory written by `python -m coa_jax world`")
@@ -54,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--style", default="compact", choices=("compact", "reference"))
     parser.add_argument("--splits", nargs="*", default=(), help="also score these splits (dev, test)")
     args = parser.parse_args(argv)
+    print(world_line(args.world))
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or tmp
         stats = write_teacher_data(args.world, out, seed=args.seed, style=args.style)

@@ -4,6 +4,7 @@ the tool renders them, values read from passages, imperfections, contrastive pai
 from __future__ import annotations
 
 import filecmp
+import json
 import os
 import re
 
@@ -13,6 +14,7 @@ from test_data_teacher_fixtures import SEED, tiny_teacher, tiny_world, tiny_worl
 
 from coa_jax.data.formats import extract_question, read_contrastive_json, read_messages_jsonl
 from coa_jax.data.teacher import FILES, CoATeacher, TeacherWorld, write_cot, write_teacher_data
+from coa_jax.data.teacher.guard import LeakGuard
 from coa_jax.data.teacher.reading import READ_FROM, read_observation, read_value, split_contents
 from coa_jax.data.world.leakage import MentionIndex
 from coa_jax.data.world.prompt import INSTRUCTION, instruction, user_prompt
@@ -49,6 +51,11 @@ def test_report_numbers(teacher):
     assert stats.cot_accuracy_tail <= 0.5
     assert stats.pair_rows > 0 and 0 < stats.pairs_action_chosen < stats.pair_rows
     assert stats.mean_tokens["coa"] > stats.mean_tokens["cot"] > 0
+    assert stats.test_tail_facts > 0 and stats.test_tail_facts_in_observations == 0
+    assert stats.held_out_facts >= stats.test_tail_facts
+    assert set(stats.dropped_for_leakage) == {"coa", "cot", "pairs"}
+    assert stats.coa_rows == stats.coa_correct  # every dropped trajectory counts as not right
+    assert "left out as they would state one" in stats.summary()
 
 
 def test_files_read_back_in_reference_formats(teacher, questions):
@@ -217,3 +224,92 @@ def test_teacher_report_prints_the_numbers(capsys):
     assert report.main(["--world", tiny_world_dir(), "--splits", "dev"]) == 0
     text = capsys.readouterr().out
     assert "CoA accuracy" in text and "CoT accuracy: popular" in text and "dev: dataset" in text
+
+
+# ---- held-out facts (independent of the library's mention index: regexes over the files) ----
+
+
+def _held_out_facts(files) -> dict[str, str]:
+    """fact id -> dev / test: tail facts the dev and test questions use, and facts.jsonl's "split"."""
+    tail = {f.id for f in files.facts if f.tier == "tail"}
+    out = {f: split for split in ("dev", "test") for q in files.questions(split) for f in q.facts if f in tail}
+    with open(os.path.join(files.root, "facts.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            if row["split"] in ("dev", "test"):
+                out.setdefault(row["id"], row["split"])
+    return out
+
+
+def _pattern(surfaces) -> re.Pattern:
+    return re.compile("|".join(r"(?<!\w)" + re.escape(s.lower()) + r"(?!\w)" for s in surfaces))
+
+
+def _records(out: str):
+    """(file, the text a learner reads in one record) for every record of the four data files."""
+    for name in (FILES["coa"], FILES["cot"], FILES["reasoner"]):
+        with open(os.path.join(out, name), encoding="utf-8") as f:
+            for line in f:
+                yield name, "\n".join(m["content"] for m in json.loads(line)["messages"])
+    with open(os.path.join(out, FILES["pairs"]), encoding="utf-8") as f:
+        for row in json.load(f):
+            yield FILES["pairs"], "\n".join([t["value"] for t in row["conversation"]]
+                                           + [row["chosen"]["value"], row["rejected"]["value"]])  # fmt: skip
+
+
+def test_teacher_files_state_no_held_out_fact(teacher):
+    """No record of CoA_data.jsonl, CoT_data.jsonl, CoT+A_data.json or reasoner_traces.jsonl (search
+    observations included) mentions both ends of a tail fact that dev or test questions own."""
+    out, _ = teacher
+    files = tiny_world()
+    held_out = _held_out_facts(files)
+    assert any(split == "test" for split in held_out.values())
+    entity = {e.id: e for e in files.entities}
+    ends = []
+    for fact_id in sorted(held_out):
+        f = files.fact(fact_id)
+        objects = entity[f.object].surfaces if f.object else (f.value,)
+        ends.append((fact_id, _pattern(entity[f.subject].surfaces), _pattern(objects)))
+    seen = {}
+    for name, text in _records(out):
+        seen[name] = seen.get(name, 0) + 1
+        text = text.lower()
+        for fact_id, subject, obj in ends:
+            assert not (subject.search(text) and obj.search(text)), (name, fact_id, held_out[fact_id], text[:300])
+    assert set(seen) == {FILES["coa"], FILES["cot"], FILES["reasoner"], FILES["pairs"]}
+    assert seen[FILES["coa"]] > 50
+
+
+def test_a_search_showing_a_held_out_fact_is_never_used():
+    """Made to hold out a fact the first query's results state, the teacher searches another way
+    (or, when no way is clean, drops the trajectory and counts it); what it writes shows the tool's
+    observations byte for byte and never states the fact."""
+    files = tiny_world()
+    tw = TeacherWorld(files, SEED)
+    index = MentionIndex(tw.world)
+    tool = SearchTool(BM25Retriever(files.corpus_path), topk=3)
+    parser = ActionParser([SEARCH_SPEC])
+    outcomes = {"searched another way": 0, "dropped": 0}
+    for q in [q for q in files.questions("train") if q.tier == "tail" and q.hops == 1][:15]:
+        subject = tw.world.by_id[q.steps[0].subject]
+        first = CoATeacher(tw, tool).queries(subject, q.steps[0].relation, tw.words(subject))[0]
+        results = read_observation(tool.call([first])[0].text)
+        stated = [index.stated_facts(f'"{p.title}"\n{p.text}') - set(q.facts) for p in results[1:]]
+        stated = sorted(set().union(*stated))
+        if not stated:
+            continue
+        guard = LeakGuard(index, frozenset(stated[:1]))
+        teacher = CoATeacher(tw, tool, guard=guard)
+        trajectory = teacher.write(q)
+        if trajectory is None:
+            assert teacher.dropped["main"] == 1
+            outcomes["dropped"] += 1
+            continue
+        assert not guard.stated(q.question, trajectory.text)
+        actions = parser.find_actions(trajectory.text)
+        assert actions and first not in [a.query for a in actions]
+        for action in actions:
+            assert trajectory.text.startswith(tool.call([action.query])[0].text, action.end)
+        assert REWARD(trajectory.text, list(q.golds)) == 1.0
+        outcomes["searched another way"] += 1
+    assert outcomes["searched another way"] > 0, outcomes

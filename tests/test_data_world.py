@@ -188,3 +188,58 @@ def test_written_world_reads_back(tiny_dirs):
     assert [r.dataset for r in rows] == [q.dataset for q in built.split("test")]
     assert all("\\boxed{" in r.prompt[0].content and "<begin_search>" in r.prompt[0].content for r in rows)
     assert world.stats["questions"]["total"] == len(built.questions)
+    assert dict(world.owner) == dict(built.owner)  # facts.jsonl "split"
+    levels = world.stats["corpus"]["passages_by_level"]
+    assert sum(levels.values()) == len(world.passages) and levels["test"] > 0
+
+
+def _held_out(built) -> dict[str, str]:
+    """tail fact id -> dev / test, from the questions alone (independent of the owner map), plus
+    the owner map's dev / test facts (which also hold facts no text can state apart from them)."""
+    world = built.world
+    out = {f: q.split for q in built.questions if q.split != "train" for f in q.facts
+           if world.fact_by_id[f].tier == "tail"}  # fmt: skip
+    out.update({f: s for f, s in built.owner.items() if s != "train"})
+    return out
+
+
+def test_held_out_facts_stay_out_of_train_passages(small):
+    """A dev or test fact is stated only in passages of its own: never in one that states a
+    train-owned tail fact, nor in one a train question lists (regex check, whole passages)."""
+    world, corpus = small.world, small.corpus
+    held_out = _held_out(small)
+    assert held_out and set(held_out.values()) == {"dev", "test"}
+    tail = {f.id for f in world.facts if f.tier == "tail"}
+    train_owned = {f for q in small.split("train") for f in q.facts if f in tail}
+    assert not train_owned & set(held_out)
+    rank = {"train": 0, "dev": 1, "test": 2}
+    train_read = {p for q in small.split("train") for p in q.passages}
+    dev_read = {p for q in small.split("dev") for p in q.passages}
+    shown = set()
+    for p in corpus.passages:
+        states = {f for f in held_out if _states(world, p.contents, world.fact_by_id[f])}
+        shown |= states
+        if not states:
+            continue
+        assert p.id not in train_read, (p.id, sorted(states))
+        assert not any(_states(world, p.contents, world.fact_by_id[f]) for f in train_owned), p.contents
+        if any(held_out[f] == "test" for f in states):
+            assert p.id not in dev_read, (p.id, sorted(states))
+        assert rank[corpus.passage_level[p.id]] >= max(rank[held_out[f]] for f in states)
+    assert shown == set(held_out)  # every held-out fact is still in the corpus (its own passages)
+    # the split rule behind it: no question needs a tail fact about an entity a later split's facts link
+    linked = {s: {e for f, o in held_out.items() if o == s for e in (world.fact_by_id[f].subject,
+                                                                   world.fact_by_id[f].object) if e}
+              for s in ("dev", "test")}  # fmt: skip
+    for q in small.split("train") + small.split("dev"):
+        later = linked["test"] | (linked["dev"] if q.split == "train" else set())
+        assert not {s.subject for s in q.steps if s.fact in tail} & later, q.id
+
+
+def test_held_out_passages_read_like_the_rest(small):
+    """Held-out passages are not short notes (short passages come up for any search sharing a word)."""
+    lengths = {level: [len(p.text.split()) for p in small.corpus.passages if small.corpus.passage_level[p.id] == level]
+               for level in ("train", "dev", "test")}  # fmt: skip
+    assert lengths["test"] and lengths["dev"]
+    median = sorted(lengths["train"])[len(lengths["train"]) // 2]
+    assert min(lengths["test"] + lengths["dev"]) >= 0.6 * median

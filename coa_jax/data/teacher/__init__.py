@@ -12,10 +12,13 @@ It writes, for the embedded world's train questions, the three SFT data files of
   passages (`reading`), with poor queries, reformulations and distractors now and then.
 - CoT+A pairs (`pairs`): where exactly one of CoT / CoA is right, "act" against "do not act"
   after their shared prefix.
+- Held-out facts (`guard`): nothing written states a tail fact dev or test questions own; what
+  would is searched another way or left out, and counted.
 """
 
 from coa_jax.data.teacher.coa import CoAHabits, CoATeacher
 from coa_jax.data.teacher.cot import write_cot
+from coa_jax.data.teacher.guard import LeakGuard
 from coa_jax.data.teacher.knowledge import TeacherWorld
 from coa_jax.data.teacher.pairs import Pair, make_pair, shared_prefix
 from coa_jax.data.teacher.stats import TeacherStats
@@ -26,6 +29,7 @@ __all__ = [
     "CoAHabits",
     "CoATeacher",
     "FILES",
+    "LeakGuard",
     "Pair",
     "Segment",
     "TeacherRun",

@@ -21,21 +21,22 @@ from coa_jax.env.observation import ObservationFormat
 
 # relation -> (PASSAGE template key, placeholder holding the value) pairs that state it
 READ_FROM = {
-    "occupation": (("occupation", "o"), ("occupation_alias", "o")),
-    "birth_year": (("birth", "year"),),
-    "born_in": (("birth", "city"),),
+    "occupation": (("occupation", "o"),),
+    "birth_year": (("birth", "year"), ("birth_year", "o")),
+    "born_in": (("birth", "city"), ("born_in", "o")),
     "educated_at": (("educated_at", "o"),),
     "spouse": (("spouse", "o"),),
-    "founded_by": (("org_intro", "founder"),),
-    "founded_year": (("org_intro", "year"),),
+    "founded_by": (("org_intro", "founder"), ("founder", "o")),
+    "founded_year": (("org_intro", "year"), ("founding_year", "o")),
     "headquarters": (("headquarters", "o"),),
-    "creator": (("work_intro", "creator"),),
-    "year": (("work_intro", "year"),),
+    "creator": (("work_intro", "creator"), ("work_creator", "o")),
+    "year": (("work_intro", "year"), ("work_year", "o")),
     "publisher": (("publisher", "o"),),
-    "country": (("city_intro", "o"),),
+    "country": (("city_intro", "o"), ("city_country", "o")),
     "population": (("population", "o"),),
     "capital": (("capital", "o"),),
 }
+_YEAR_RELATIONS = frozenset({"birth_year", "founded_year", "year"})
 _RESULT_SPLIT = re.compile(r"(?:^|\n)result \d+: ")
 
 
@@ -63,6 +64,8 @@ def _placeholder(field: str, relation: str, wanted: bool) -> str:
         return _PLACEHOLDERS[field]
     if wanted and relation == "population":
         return r"[\d,]+"
+    if wanted and relation in _YEAR_RELATIONS:
+        return _PLACEHOLDERS["year"]
     if wanted and relation == "occupation":  # professions, not "is a country" / "is a university"
         return _OCCUPATIONS
     return _NAME

@@ -1,6 +1,7 @@
 """The numbers a teacher run is judged by: accuracy of its CoA and CoT trajectories (reference
-reward), what it wrote, how it behaved, how long its trajectories are, and how many test tail
-facts its observations show (they are masked in SFT-2 but trained on in SFT-3)."""
+reward), what it wrote, how it behaved, how long its trajectories are, what it left out because
+it would state a held-out (dev or test) fact, and how many test tail facts the observations it
+wrote show (observations are masked in SFT-2 but trained on in SFT-3; it must be 0)."""
 
 from __future__ import annotations
 
@@ -49,9 +50,13 @@ class TeacherStats:
     mean_tokens: Mapping[str, float]
     test_tail_facts: int
     test_tail_facts_in_observations: int
+    held_out_facts: int = 0  # tail facts owned by dev or test
+    dropped_for_leakage: Mapping[str, int] = dataclasses.field(default_factory=dict)  # coa / cot / pairs
+    queries_held_back: int = 0  # queries not used: their results would state a held-out fact
 
     @property
     def coa_accuracy(self) -> float:
+        """Right CoA trajectories over all questions (a dropped trajectory counts as not right)."""
         return self.coa_correct / max(1, self.questions)
 
     @property
@@ -85,6 +90,10 @@ class TeacherStats:
         ]
         if t:
             lines.append("mean tokens: " + ", ".join(f"{k} {v:.0f}" for k, v in t.items()))
+        d = self.dropped_for_leakage
+        lines.append(f"held-out (dev/test) facts: {self.held_out_facts}; left out as they would state one: "
+                     f"CoA {d.get('coa', 0)}, CoT {d.get('cot', 0)}, pairs {d.get('pairs', 0)}; "
+                     f"queries not used {self.queries_held_back}")  # fmt: skip
         lines.append(f"test tail facts shown in CoA observations: {self.test_tail_facts_in_observations} "
                      f"of {self.test_tail_facts}")  # fmt: skip
         return "\n".join(lines)
@@ -98,7 +107,7 @@ def _token_means(run: TeacherRun, tokenizer) -> dict[str, float]:
     def n(text: str) -> int:
         return len(tokenizer.encode(text, add_special_tokens=False).ids)
 
-    coa = [run.coa[q.id] for q in run.questions]
+    coa = [run.coa[q.id] for q in run.questions if run.coa[q.id] is not None]
     out = {
         "cot": _mean([n(run.cot[q.id].text) for q in run.questions]),
         "coa": _mean([n(t.text) for t in coa]),
@@ -113,12 +122,16 @@ def _token_means(run: TeacherRun, tokenizer) -> dict[str, float]:
 
 
 def collect_stats(run: TeacherRun, files: WorldFiles, index: MentionIndex, *, seed: int, style: str,
-                  rows: tuple[int, int], traces: ReasonerTraces, tokenizer=None) -> TeacherStats:  # fmt: skip
-    """Stats of `run`; `rows` are the (CoT, CoA) rows written; `tokenizer` a `tokenizers.Tokenizer`."""
+                  rows: tuple[int, int], traces: ReasonerTraces, tokenizer=None,
+                  held_out: frozenset[str] = frozenset()) -> TeacherStats:  # fmt: skip
+    """Stats of `run`; `rows` are the (CoT, CoA) rows written; `tokenizer` a `tokenizers.Tokenizer`;
+    `held_out` the facts the files must not state."""
     qs = run.questions
     events: collections.Counter[str] = collections.Counter()
     shown: set[tuple[str, str]] = set()
     for q in qs:
+        if run.coa[q.id] is None:
+            continue
         events.update(run.coa[q.id].events)
         for s in run.coa[q.id].segments:
             if s.kind == OBSERVATION:
@@ -136,9 +149,10 @@ def collect_stats(run: TeacherRun, files: WorldFiles, index: MentionIndex, *, se
         cot_rows=rows[0], coa_rows=rows[1], pair_rows=len(run.pairs),
         pairs_action_chosen=sum(p.action_chosen for p in run.pairs),
         reasoner_traces=len(traces.conversations), reasoner_traces_dropped=traces.dropped_for_leakage,
-        mean_searches=round(events["searches"] / max(1, len(qs)), 3),
-        coa_without_search=sum(run.coa[q.id].searches == 0 for q in qs),
+        mean_searches=round(events["searches"] / max(1, sum(run.coa[q.id] is not None for q in qs)), 3),
+        coa_without_search=sum(run.coa[q.id] is not None and run.coa[q.id].searches == 0 for q in qs),
         events=dict(sorted(events.items())),
         mean_tokens=_token_means(run, tokenizer) if tokenizer is not None else {},
         test_tail_facts=len(test_tail), test_tail_facts_in_observations=len(test_tail & stated),
+        held_out_facts=len(held_out), dropped_for_leakage=dict(run.dropped), queries_held_back=run.queries_held_back,
     )  # fmt: skip

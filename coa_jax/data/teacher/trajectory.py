@@ -74,11 +74,17 @@ class Trajectory:
 
 
 class Writer:
-    """Accumulates a trajectory's segments and event counts."""
+    """Accumulates a trajectory's segments and event counts. `context`: what the learner sees
+    before the trajectory (the question)."""
 
-    def __init__(self):
+    def __init__(self, context: str = ""):
+        self.context = context
         self.segments: list[Segment] = [Segment(POLICY, phrases.THINK_OPEN)]
         self.events: collections.Counter[str] = collections.Counter()
+
+    @property
+    def text(self) -> str:
+        return "".join(s.text for s in self.segments)
 
     def line(self, text: str) -> None:
         self._policy(text)

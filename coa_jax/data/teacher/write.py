@@ -7,6 +7,9 @@
     OUT/teacher_stats.json    `TeacherStats`
 
 Deterministic: one world and one seed give byte-identical files.
+
+No held-out facts: nothing written states a tail fact that dev or test questions own (see
+`guard`); trajectories and pairs that would are left out and counted in the stats.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from coa_jax.data.formats.jsonfile import write_json
 from coa_jax.data.formats.messages import Conversation, Message, write_messages_jsonl
 from coa_jax.data.teacher.coa import CoAHabits, CoATeacher
 from coa_jax.data.teacher.cot import write_cot
+from coa_jax.data.teacher.guard import LeakGuard
 from coa_jax.data.teacher.knowledge import TeacherWorld
 from coa_jax.data.teacher.pairs import Pair, make_pair
 from coa_jax.data.teacher.reasoner import reasoner_traces
@@ -51,15 +55,22 @@ class TeacherRun:
     questions: tuple[Question, ...]
     prompts: Mapping[str, str]  # question id -> user prompt
     cot: Mapping[str, Trajectory]
-    coa: Mapping[str, Trajectory]
+    coa: Mapping[str, Trajectory | None]  # None: dropped, it would state a held-out fact
     cot_right: Mapping[str, bool]
     coa_right: Mapping[str, bool]
     pairs: tuple[Pair, ...]
+    dropped: Mapping[str, int] = dataclasses.field(default_factory=dict)  # "coa" / "cot" / "pairs" -> count
+    cot_held_out: frozenset[str] = frozenset()  # ids of questions whose CoT states a held-out fact
+    queries_held_back: int = 0  # queries the CoA teacher did not use: they showed a held-out fact
+
+    def cot_written(self, q: Question) -> bool:
+        return q.id not in self.cot_held_out
 
 
 def run_teachers(files: WorldFiles, *, seed: int = 0, split: str = "train", style: str = "compact",
                  topk: int = 3, habits: CoAHabits = CoAHabits(), wrong_coa_fraction: float = 0.4,
-                 with_pairs: bool = True, cache_dir: str | None = None) -> TeacherRun:  # fmt: skip
+                 with_pairs: bool = True, cache_dir: str | None = None,
+                 guard: LeakGuard | None = None) -> TeacherRun:  # fmt: skip
     """Writes CoT and CoA trajectories and pairs for every question of `split`.
 
     Args:
@@ -73,25 +84,35 @@ def run_teachers(files: WorldFiles, *, seed: int = 0, split: str = "train", styl
         where not acting is chosen.
       with_pairs: also write the partner trajectories of contrastive pairs.
       cache_dir: where the BM25 index is cached (default: beside the corpus).
+      guard: the facts no trajectory or pair may state (None: no check, for scoring only).
     """
     tw = TeacherWorld(files, seed)
     tool = SearchTool(BM25Retriever(files.corpus_path, cache_dir=cache_dir), topk=topk)
-    coa_teacher = CoATeacher(tw, tool, habits)
+    coa_teacher = CoATeacher(tw, tool, habits, guard)
     reward = get_reward("autocoa")
     questions = files.questions(split)
     prompts, cot, coa, cot_right, coa_right, pairs = {}, {}, {}, {}, {}, []
+    cot_held_out, pairs_dropped = set(), 0
     for q in questions:
         prompts[q.id] = user_prompt(q.question, style)
         cot[q.id] = write_cot(q, tw)
+        if guard is not None and not guard.clean(q.question, cot[q.id].text):
+            cot_held_out.add(q.id)
         coa[q.id] = coa_teacher.write(q)
         cot_right[q.id] = reward(cot[q.id].text, list(q.golds)) > 0
-        coa_right[q.id] = reward(coa[q.id].text, list(q.golds)) > 0
+        coa_right[q.id] = coa[q.id] is not None and reward(coa[q.id].text, list(q.golds)) > 0
         partner = _pair_partner(coa_teacher, q, seed, wrong_coa_fraction) if with_pairs else None
-        if partner is not None:
+        if partner is not None and q.id not in cot_held_out:
             pair = make_pair(prompts[q.id], cot[q.id], partner, functools.partial(reward, gold=list(q.golds)))
-            if pair is not None:
+            if pair is not None and guard is not None and not guard.clean(pair.prompt, pair.prefix, pair.chosen,
+                                                                           pair.rejected):  # fmt: skip
+                pairs_dropped += 1
+            elif pair is not None:
                 pairs.append(pair)
-    return TeacherRun(questions, prompts, cot, coa, cot_right, coa_right, tuple(pairs))
+    dropped = {"coa": coa_teacher.dropped["main"], "cot": len(cot_held_out),
+               "pairs": pairs_dropped + coa_teacher.dropped["pair"] + coa_teacher.dropped["wrong"]}  # fmt: skip
+    return TeacherRun(questions, prompts, cot, coa, cot_right, coa_right, tuple(pairs), dropped,
+                      frozenset(cot_held_out), sum(coa_teacher.held_back.values()))  # fmt: skip
 
 
 def _pair_partner(teacher: CoATeacher, q: Question, seed: int, wrong_fraction: float) -> Trajectory | None:
@@ -134,27 +155,39 @@ def write_teacher_data(world_dir: str | os.PathLike, out_dir: str | os.PathLike,
       The statistics (also written to teacher_stats.json).
     """
     files = load_world(world_dir)
+    world = TeacherWorld(files, seed).world
+    index = MentionIndex(world)
+    guard = LeakGuard.for_split(files, "train", index)
     run = run_teachers(files, seed=seed, style=style, topk=topk, habits=habits,
-                       wrong_coa_fraction=wrong_coa_fraction)  # fmt: skip
+                       wrong_coa_fraction=wrong_coa_fraction, guard=guard)  # fmt: skip
     os.makedirs(out_dir, exist_ok=True)
     qs = run.questions
     cot_rows = [_conversation(run.prompts[q.id], run.cot[q.id], system)
-                for q in qs if keep_wrong or run.cot_right[q.id]]  # fmt: skip
+                for q in qs if run.cot_written(q) and (keep_wrong or run.cot_right[q.id])]  # fmt: skip
     coa_rows = [_conversation(run.prompts[q.id], run.coa[q.id], system)
-                for q in qs if keep_wrong or run.coa_right[q.id]]  # fmt: skip
-    write_messages_jsonl(os.path.join(out_dir, FILES["cot"]), cot_rows)
-    write_messages_jsonl(os.path.join(out_dir, FILES["coa"]), coa_rows)
-    write_contrastive_json(os.path.join(out_dir, FILES["pairs"]), (p.to_contrastive(system) for p in run.pairs))
-    world = TeacherWorld(files, seed).world
-    index = MentionIndex(world)
+                for q in qs if run.coa[q.id] is not None and (keep_wrong or run.coa_right[q.id])]  # fmt: skip
+    pair_rows = [p.to_contrastive(system) for p in run.pairs]
     traces = reasoner_traces(((q, run.prompts[q.id], run.cot[q.id]) for q in qs), world, index,
                              system=system)  # fmt: skip
+    # the guarantee, checked on what a learner reads, record by record
+    records = [_text(c) for c in (*cot_rows, *coa_rows, *traces.conversations)]
+    records += ["\n".join((*(t.value for t in p.conversation), p.chosen.value, p.rejected.value)) for p in pair_rows]
+    stated = set().union(*(guard.stated(r) for r in records)) if records else set()
+    if stated:
+        raise RuntimeError(f"teacher data would state held-out facts: {sorted(stated)[:10]}")
+    write_messages_jsonl(os.path.join(out_dir, FILES["cot"]), cot_rows)
+    write_messages_jsonl(os.path.join(out_dir, FILES["coa"]), coa_rows)
+    write_contrastive_json(os.path.join(out_dir, FILES["pairs"]), pair_rows)
     write_messages_jsonl(os.path.join(out_dir, FILES["reasoner"]), traces.conversations)
     tokenizer = _world_tokenizer(files) if count_tokens else None
     stats = collect_stats(run, files, index, seed=seed, style=style, rows=(len(cot_rows), len(coa_rows)),
-                          traces=traces, tokenizer=tokenizer)  # fmt: skip
+                          traces=traces, tokenizer=tokenizer, held_out=guard.held_out)  # fmt: skip
     write_json(os.path.join(out_dir, FILES["stats"]), stats.to_json())
     return stats
+
+
+def _text(c: Conversation) -> str:
+    return "\n".join(m.content for m in c.messages)
 
 
 def _world_tokenizer(files: WorldFiles):

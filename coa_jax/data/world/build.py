@@ -3,7 +3,8 @@
     DIR/corpus.jsonl              search corpus, FlashRAG rows {"id", "title", "contents"}
     DIR/pretrain.txt              popular facts as plain statements, one per line
     DIR/entities.jsonl            {"id", "kind", "subkind", "name", "aliases", "famous", "passages"}
-    DIR/facts.jsonl               {"id", "subject", "relation", "object", "value", "tier", "passages"}
+    DIR/facts.jsonl               {"id", "subject", "relation", "object", "value", "tier", "split", "passages"}
+                                  (split: the owner split of a tail fact, "" when none owns it)
     DIR/questions/SPLIT.jsonl     full questions (schema.Question: golds, chain of steps, passages)
     DIR/questions/SPLIT.parquet   the same as verl prompt rows (reference format)
     DIR/stats.json                counts of all of the above
@@ -11,6 +12,10 @@
 
 Deterministic: one seed gives byte-identical files (each stage draws from its own
 `random.Random` seeded from the seed and the stage name; iteration orders are fixed).
+
+Order: entities, pretraining text, question candidates, splits (which decide the owner of each
+tail fact), then the corpus (whose passages keep dev and test facts apart from what train
+questions read, see `corpus`), then each question's supporting passages.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import collections
 import dataclasses
 import os
 import random
+from collections.abc import Mapping
 from typing import Any
 
 from coa_jax.data.formats.jsonfile import write_json, write_jsonl
@@ -26,9 +32,9 @@ from coa_jax.data.formats.verl_parquet import write_verl_parquet
 from coa_jax.data.world import tokenizer as world_tokenizer
 from coa_jax.data.world.corpus import Corpus, pretrain_lines, render_corpus
 from coa_jax.data.world.entities import sample_world
-from coa_jax.data.world.leakage import MentionIndex, pretrain_leaks, question_leaks
+from coa_jax.data.world.leakage import MentionIndex, corpus_leaks, pretrain_leaks, question_leaks
 from coa_jax.data.world.prompt import INSTRUCTION, to_qa_prompt
-from coa_jax.data.world.questions import candidate_pools
+from coa_jax.data.world.questions import candidate_pools, link_passages
 from coa_jax.data.world.schema import DATASETS, SPLITS, Question, World
 from coa_jax.data.world.sizes import SIZES, WorldSize
 from coa_jax.data.world.splits import assign_splits
@@ -46,6 +52,7 @@ class BuiltWorld:
     questions: tuple[Question, ...]
     dropped_pretrain: int
     dropped_questions: int
+    owner: Mapping[str, str] = dataclasses.field(default_factory=dict)  # tail fact id -> owner split
 
     def split(self, name: str) -> tuple[Question, ...]:
         return tuple(q for q in self.questions if q.split == name)
@@ -63,16 +70,18 @@ def generate(seed: int = 0, size: str | WorldSize = "small") -> BuiltWorld:
         return random.Random(f"{seed}/{stage}")
 
     world = sample_world(rng("entities"), spec)
-    corpus = render_corpus(world, rng("corpus"))
     index = MentionIndex(world)
     lines = pretrain_lines(world, rng("pretrain"))
     kept = [line for line in lines if not pretrain_leaks([line], world, index)]
-    result = assign_splits(candidate_pools(world, corpus, rng("questions")), world, spec)
-    problems = question_leaks(result.questions, world, index) + pretrain_leaks(kept, world, index)
+    result = assign_splits(candidate_pools(world, rng("questions")), world, spec)
+    corpus = render_corpus(world, rng("corpus"), result.owner)
+    questions = tuple(link_passages(q, corpus) for q in result.questions)
+    problems = question_leaks(questions, world, index) + pretrain_leaks(kept, world, index)
+    problems += corpus_leaks(corpus.passages, corpus.passage_level, result.owner, world, index, questions)
     if problems:
         raise RuntimeError("leakage in the built world:\n" + "\n".join(problems[:10]))
-    return BuiltWorld(seed, spec, world, corpus, tuple(kept), result.questions, len(lines) - len(kept),
-                      result.dropped_for_leakage)  # fmt: skip
+    return BuiltWorld(seed, spec, world, corpus, tuple(kept), questions, len(lines) - len(kept),
+                      result.dropped_for_leakage, dict(result.owner))  # fmt: skip
 
 
 def tokenizer_texts(built: BuiltWorld) -> list[str]:
@@ -96,7 +105,7 @@ def write_world(built: BuiltWorld, out_dir: str | os.PathLike, *, with_tokenizer
         for e in built.world.entities))  # fmt: skip
     write_jsonl(os.path.join(out_dir, "facts.jsonl"), (
         {"id": f.id, "subject": f.subject, "relation": f.relation, "object": f.object, "value": f.value,
-         "tier": f.tier, "passages": list(built.corpus.fact_passages[f.id])}
+         "tier": f.tier, "split": built.owner.get(f.id, ""), "passages": list(built.corpus.fact_passages[f.id])}
         for f in built.world.facts))  # fmt: skip
     for split in SPLITS:
         questions = built.split(split)
@@ -138,6 +147,11 @@ def world_stats(built: BuiltWorld, vocab_size: int) -> dict[str, Any]:
             "popular_fraction": round(sum(f.tier == "popular" for f in w.facts) / len(w.facts), 3),
             "by_relation": {r: _count(f.tier for f in w.facts if f.relation == r)
                             for r in dict.fromkeys(f.relation for f in w.facts)},  # fmt: skip
+            "tail_by_owner_split": {s: sum(v == s for v in built.owner.values()) for s in SPLITS},
+            "entities_linked_by_owned_facts": {
+                s: len({e for f in w.facts if built.owner.get(f.id) == s for e in (f.subject, f.object) if e})
+                for s in SPLITS
+            },
         },
         "corpus": {
             "passages": len(lengths),
@@ -145,6 +159,7 @@ def world_stats(built: BuiltWorld, vocab_size: int) -> dict[str, Any]:
             "words_mean": round(sum(lengths) / len(lengths), 1),
             "words_max": max(lengths),
             "passages_per_entity": _count(str(len(v)) for v in built.corpus.entity_passages.values()),
+            "passages_by_level": {s: sum(v == s for v in built.corpus.passage_level.values()) for s in SPLITS},
         },
         "pretrain": {"lines": len(built.pretrain), "dropped_for_leakage": built.dropped_pretrain},
         "questions": {

@@ -4,17 +4,25 @@ A text states fact (s, r, o) when it mentions the subject s and the object o: so
 (name or alias) of each, or the literal value for o, occurs in it as a whole word sequence
 (case-insensitive, punctuation ignored; names are unique as word sequences, see `names`).
 
-No-leakage rules (checked by `question_leaks` and `pretrain_leaks`):
+No-leakage rules (checked by `question_leaks`, `pretrain_leaks` and `corpus_leaks`):
 1. Pretraining text states no tail fact.
 2. Splits are ranked train < dev < test. For a tail fact used by a question of some split, no
    question of a lower-ranked split uses it in its chain, nor states it in its question text or
    gold answers. (So nothing a dev question needs from the corpus is given away by train
    questions, and nothing a test question needs by train or dev questions.)
+3. Every tail fact has at most one *owner* split (`splits.SplitResult.owner`, written to
+   facts.jsonl as "split"); facts between the same two entities share it (`entangled`: a text
+   stating one states the others). Each corpus passage has a level (a split); it states no tail
+   fact owned by a split ranked above its level, and the passages a question lists are of its
+   split's level or lower. So what a train question reads, its search results included when
+   they are train-level passages, gives no dev or test fact away. Text written from train
+   questions (teacher trajectories) is held to the same rule: `later_facts(owner, "train")` are
+   the facts it must not state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from coa_jax.data.world.names import words
 from coa_jax.data.world.schema import SPLITS, Fact, Question, World
@@ -87,3 +95,36 @@ def pretrain_leaks(lines: Iterable[str], world: World, index: MentionIndex | Non
     tail = {f.id for f in world.facts if f.tier == "tail"}
     return [f"line {n}: states {sorted(tail & index.stated_facts(line))}: {line}"
             for n, line in enumerate(lines, start=1) if tail & index.stated_facts(line)]  # fmt: skip
+
+
+def entangled(world: World) -> dict[str, tuple[str, ...]]:
+    """fact id -> the other facts between the same two entities (a country's capital and that
+    city's country; a university's founder who studied there). Only facts with partners."""
+    by_pair: dict[frozenset[str], list[str]] = {}
+    for f in world.facts:
+        if f.object:
+            by_pair.setdefault(frozenset((f.subject, f.object)), []).append(f.id)
+    return {f: tuple(g for g in group if g != f) for group in by_pair.values() if len(group) > 1 for f in group}
+
+
+def later_facts(owner: Mapping[str, str], split: str) -> frozenset[str]:
+    """The tail facts owned by a split ranked above `split`: what text for `split` must not state."""
+    return frozenset(f for f, s in owner.items() if s and _RANK[s] > _RANK[split])
+
+
+def corpus_leaks(passages: Iterable, level: Mapping[str, str], owner: Mapping[str, str], world: World,
+                 index: MentionIndex | None = None, questions: Sequence[Question] = ()) -> list[str]:  # fmt: skip
+    """Violations of rule 3: passages stating a fact above their level, and questions listing a
+    passage above their split. `passages` are `schema.Passage`s, `level` their levels by id."""
+    index = index or MentionIndex(world)
+    problems = []
+    for p in passages:
+        above = sorted(f for f in index.stated_facts(p.contents)
+                       if owner.get(f) and _RANK[owner[f]] > _RANK[level[p.id]])  # fmt: skip
+        if above:
+            problems.append(f"passage {p.id} ({level[p.id]}) states {above}, facts of a later split")
+    for q in questions:
+        for pid in q.passages:
+            if _RANK[level[pid]] > _RANK[q.split]:
+                problems.append(f"{q.id} ({q.split}) lists passage {pid} of level {level[pid]}")
+    return problems

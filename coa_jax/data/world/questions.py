@@ -9,11 +9,14 @@
 | musique   | chain (nested noun phrases)                  | 3, 4         |
 | bamboogle | hard (relative clauses; tail facts only)     | 2-4          |
 
-Candidates come out shuffled, with empty `id` and `split`; `splits.assign_splits` picks from them.
+Candidates come out shuffled, with empty `id`, `split` and passages; `splits.assign_splits` picks
+from them, and `link_passages` points the chosen ones at the corpus (which is rendered after the
+splits are known, see `corpus`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 from collections.abc import Sequence
@@ -65,10 +68,10 @@ ANCHOR_KIND = {
 
 
 class QuestionMaker:
-    """Builds questions over one world and its corpus, drawing phrasings from `rng`."""
+    """Builds questions over one world, drawing phrasings from `rng`."""
 
-    def __init__(self, world: World, corpus: Corpus, rng: random.Random):
-        self.world, self.corpus, self.rng = world, corpus, rng
+    def __init__(self, world: World, rng: random.Random):
+        self.world, self.rng = world, rng
 
     # ---- facts -> steps ----
     def step(self, from_id: str, relation: str, branch: int = 0) -> ChainStep | None:
@@ -76,12 +79,10 @@ class QuestionMaker:
         if fact is None:
             return None
         subject = self.world.by_id[from_id]
-        ids = self.corpus.fact_passages[fact.id]
-        own = [p for p in ids if self.corpus.passages[int(p)].entity == from_id]
         target = self.world.target(fact, from_id)
         value = self.world.by_id[target].name if target else fact.value
         query = T.render(T.QUERY[relation], s=subject.name, **words_for(self.world, subject))
-        return ChainStep(fact.id, from_id, relation, value, target, query, (own or list(ids))[0], branch)
+        return ChainStep(fact.id, from_id, relation, value, target, query, "", branch)
 
     def walk(self, anchor: str, relations: Sequence[str], branch: int = 0) -> tuple[ChainStep, ...] | None:
         steps, at, seen = [], anchor, {anchor}
@@ -102,13 +103,8 @@ class QuestionMaker:
     def make(self, dataset: str, qtype: str, operation: str, text: str, golds: tuple[str, ...],
              steps: tuple[ChainStep, ...]) -> Question:  # fmt: skip
         tiers = {self.world.fact_by_id[s.fact].tier for s in steps}
-        passages = list(dict.fromkeys(s.passage for s in steps))
-        answer = steps[-1].object if operation == "lookup" else ""
-        if answer and len(golds) > 1:  # aliases are introduced in the answer's lead passage
-            passages.append(self.corpus.entity_passages[answer][0])
-            passages = list(dict.fromkeys(passages))
         return Question("", text, golds, dataset, "", qtype, operation, len(steps),
-                        "tail" if "tail" in tiers else "popular", steps, tuple(passages))  # fmt: skip
+                        "tail" if "tail" in tiers else "popular", steps, ())  # fmt: skip
 
     # ---- phrasing ----
     def noun_phrase(self, anchor: Entity, relations: Sequence[str], style: str) -> str:
@@ -211,9 +207,9 @@ def _mix(rng: random.Random, pools: Sequence[list[Question]], weights: Sequence[
     return out
 
 
-def candidate_pools(world: World, corpus: Corpus, rng: random.Random) -> dict[str, list[Question]]:
+def candidate_pools(world: World, rng: random.Random) -> dict[str, list[Question]]:
     """dataset -> shuffled candidate questions (may repeat a fact set; `assign_splits` dedupes)."""
-    m = QuestionMaker(world, corpus, rng)
+    m = QuestionMaker(world, rng)
     hard = [q for q in m.compositions("bamboogle", "hard", CHAINS_HARD, "relative") if q.tier == "tail"]
     return {
         "nq": _mix(rng, [m.singles("nq")], [1]),
@@ -227,3 +223,19 @@ def candidate_pools(world: World, corpus: Corpus, rng: random.Random) -> dict[st
                               m.compositions("musique", "chain", CHAINS4, "plain")], [0.6, 0.4]),
         "bamboogle": _mix(rng, [hard], [1]),
     }  # fmt: skip
+
+
+def link_passages(q: Question, corpus: Corpus) -> Question:
+    """`q` with its supporting passages: per step, the first passage of the step's subject that
+    states the fact (its own side of a marriage), and for an answer with aliases the answer's
+    lead passage, which introduces them."""
+    steps = []
+    for s in q.steps:
+        ids = corpus.fact_passages[s.fact]
+        own = [p for p in ids if corpus.passages[int(p)].entity == s.subject]
+        steps.append(dataclasses.replace(s, passage=(own or list(ids))[0]))
+    passages = list(dict.fromkeys(s.passage for s in steps))
+    answer = steps[-1].object if q.operation == "lookup" else ""
+    if answer and len(q.golds) > 1:
+        passages = list(dict.fromkeys((*passages, corpus.entity_passages[answer][0])))
+    return dataclasses.replace(q, steps=tuple(steps), passages=tuple(passages))

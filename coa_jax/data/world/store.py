@@ -4,6 +4,8 @@
     world.questions("train", dataset="hotpotqa")   # tuple[Question, ...] with chains of facts
     world.passage("12").contents                   # the corpus row the search tool returns
     world.fact("fact-00042").tier                  # popular / tail
+    world.owner.get("fact-00042", "")              # the split owning a tail fact ("" if none)
+    world.later_facts("train")                     # tail facts train text must not state
     world.tokenizer_dir                            # for transformers.AutoTokenizer
 """
 
@@ -17,6 +19,7 @@ from collections.abc import Mapping
 
 from coa_jax.data.formats.errors import DataError
 from coa_jax.data.formats.jsonfile import iter_jsonl
+from coa_jax.data.world.leakage import later_facts
 from coa_jax.data.world.schema import SPLITS, Entity, Fact, Passage, Question
 
 
@@ -41,6 +44,11 @@ class WorldFiles:
     splits: Mapping[str, tuple[Question, ...]]
     fact_passages: Mapping[str, tuple[str, ...]]
     stats: Mapping[str, object]
+    owner: Mapping[str, str] = dataclasses.field(default_factory=dict)  # tail fact id -> owner split
+
+    def later_facts(self, split: str) -> frozenset[str]:
+        """The tail facts owned by splits ranked above `split` (text for `split` must not state them)."""
+        return later_facts(self.owner, split)
 
     @property
     def tokenizer_dir(self) -> str:
@@ -99,4 +107,5 @@ def load_world(root: str | os.PathLike) -> WorldFiles:
     with open(os.path.join(root, "stats.json"), encoding="utf-8") as f:
         stats = json.load(f)
     return WorldFiles(root, entities, facts, tuple(passages), pretrain, splits,
-                      {r["id"]: tuple(r["passages"]) for r in fact_rows}, stats)  # fmt: skip
+                      {r["id"]: tuple(r["passages"]) for r in fact_rows}, stats,
+                      {r["id"]: r["split"] for r in fact_rows if r.get("split")})  # fmt: skip

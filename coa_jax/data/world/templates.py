@@ -67,11 +67,41 @@ CITY_Y = ("markets", "old bridges", "narrow streets", "winter fairs", "stone chu
 COUNTRY_FLAVOUR = ("{ref} is known for its {x}.", "Most people in {ref} live in {y}.")
 COUNTRY_X = ("mountains", "long coast", "forests", "farmland", "lakes", "old castles")
 COUNTRY_Y = ("small towns", "the cities", "the south", "the north", "the river valleys")
+# more descriptive sentences, for an entity's further passages (they read like a full passage, not
+# a note) and for the lead of an entity a held-out fact links; none contradicts the lead's, and
+# none uses a word of the work titles
+PERSON_MORE = ("Colleagues remember {ref} for {x}.", "In later years {ref} enjoyed {y}.")
+PERSON_MORE_X = ("a generous spirit", "a neat hand", "endless questions", "a loud laugh", "an open mind",
+                 "warm conversations")  # fmt: skip
+PERSON_MORE_Y = ("walks", "calm evenings", "poetry", "chess", "travel", "cooking")
+PERSON_MORE2 = ("{ref} often wrote about {x}.", "Students of {ref} recall {y}.")
+PERSON_MORE2_X = ("the sea", "old cities", "friendship", "hard times", "small towns")
+PERSON_MORE2_Y = ("kind advice", "strict rules", "funny stories", "patient answers")
+ORG_MORE = ("Its members meet {x}.", "Visitors praise its {y}.")
+ORG_MORE_X = ("every spring", "twice a year", "each autumn", "every month")
+ORG_MORE_Y = ("friendly staff", "clean rooms", "tidy offices", "proud history")
+ORG_MORE2 = ("It keeps {x}.", "Many visitors call it {y}.")
+ORG_MORE2_X = ("a small museum", "a public reading room", "old photographs", "a list of its members")
+ORG_MORE2_Y = ("welcoming", "modern", "old fashioned", "lively")
+WORK_MORE = ("Many remember its {x}.", "It is still discussed {y}.")
+WORK_MORE_X = ("main character", "calm moments", "final scene", "central idea", "opening")
+WORK_MORE_Y = ("in schools", "by critics", "among fans", "in reviews")
+WORK_MORE2 = ("Its title refers to {x}.", "Some call it {y}.")
+WORK_MORE2_X = ("an old song", "a childhood memory", "a family story", "a famous saying")
+WORK_MORE2_Y = ("a classic", "a rare gem", "a modest success", "an odd choice")
+PLACE_MORE = ("Visitors come for its {x}.", "Its people are known as {y}.")
+PLACE_MORE_X = ("food", "parks", "wide squares", "spring festival", "museums")
+PLACE_MORE_Y = ("friendly", "hard working", "proud", "calm", "generous")
+PLACE_MORE2 = ("Its center has {x}.", "Life there is {y}.")
+PLACE_MORE2_X = ("a tall church", "a covered market", "a marble fountain", "a town hall")
+PLACE_MORE2_Y = ("easy", "busy", "slow", "lively")
 
-# --- corpus sentences, subject side; {s} is the name or a short reference ---
+# --- corpus sentences, subject side; {s} is the name or a short reference ("It" for things) ---
+# Passages that open without a fact sentence start with the entity's kind sentence ("*_kind").
 PASSAGE = {
-    "occupation": ("{s} {be} a {o}.",),
-    "occupation_alias": ("{s} (full name {alias}) {be} a {o}.",),
+    "alias": ("{s} (full name {alias})",),  # a person's name as the lead passage first gives it
+    "person_kind": ("{s} {be} a public figure.",),
+    "occupation": ("{s} {be} a {o} by profession.", "{s} {be} a {o}."),
     "birth": ("{s} was born in {city} in {year}.", "{s} was born in {year} in {city}."),
     "birth_year": ("{s} was born in {o}.",),
     "born_in": ("{s} was born in {o}.",),
@@ -79,15 +109,24 @@ PASSAGE = {
     "spouse": ("{s} {be} married to {o}.", "{s} married {o}."),
     "works": ("{s} {verb} the {noun} {o}.",),
     "founded": ("{s} founded {o}.",),
+    "org_kind": ("{s} is a {orgword}.",),
     "org_intro": ("{s} is a {orgword} founded in {year} by {founder}.",
                   "{s} is a {orgword}. It was founded by {founder} in {year}."),  # fmt: skip
+    "founder": ("It was founded by {o}.",),
+    "founding_year": ("It was founded in {o}.", "It was established in {o}."),
     "headquarters": ("It is based in {o}.", "Its headquarters are in {o}."),
+    "work_kind": ("{s} is a {noun}.",),
     "work_intro": ("{s} is a {year} {noun} {passive} by {creator}.",
                    "{s} is a {noun} by {creator}, {released} in {year}."),  # fmt: skip
+    "work_creator": ("It was {passive} by {o}.",),
+    "work_year": ("It was {released} in {o}.", "It came out in {o}."),
     "publisher": ("It was {pubverb} by {o}.",),
+    "city_kind": ("{s} is a city.", "{s} is a town."),
     "city_intro": ("{s} is a city in {o}.", "{s} is a town in {o}."),
+    "city_country": ("It is located in {o}.",),
     "population": ("It has about {o} inhabitants.", "About {o} people live there."),
     "capital_of": ("It is the capital of {o}.",),
+    "country_kind": ("{s} is a country.",),
     "country_intro": ("{s}, officially the {alias}, is a country.",),
     "capital": ("Its capital is {o}.", "The capital is {o}."),
     "cities": ("Other cities in {s} include {o}.",),
@@ -208,7 +247,7 @@ COMPARE = {
 
 # --- a search query that finds a fact (for scripted teachers) ---
 QUERY = {
-    "occupation": "{s} occupation", "birth_year": "{s} born", "born_in": "{s} born",
+    "occupation": "{s} profession", "birth_year": "{s} born", "born_in": "{s} born",
     "educated_at": "{s} studied at", "spouse": "{s} married", "founded_by": "{s} founded by",
     "founded_year": "{s} founded", "headquarters": "{s} based in", "creator": "{s} {noun} {passive} by",
     "year": "{s} {noun} {released}", "publisher": "{s} {pubverb} by", "country": "{s} city",
@@ -229,7 +268,11 @@ def _all_template_text() -> list[str]:
     texts += list(itertools.chain(*ORG_SUFFIXES.values(), CREATIVE_OCCUPATION.values(), OTHER_OCCUPATIONS,
                                   COUNTRY_FORMS, TITLE_ADJECTIVES, TITLE_NOUNS))  # fmt: skip
     for pool in (PERSON_FLAVOUR, PERSON_X, PERSON_Y, ORG_FLAVOUR, ORG_X, ORG_Y, WORK_FLAVOUR, WORK_X, WORK_Y,
-                 CITY_FLAVOUR, CITY_X, CITY_Y, COUNTRY_FLAVOUR, COUNTRY_X, COUNTRY_Y):  # fmt: skip
+                 CITY_FLAVOUR, CITY_X, CITY_Y, COUNTRY_FLAVOUR, COUNTRY_X, COUNTRY_Y, PERSON_MORE, PERSON_MORE_X,
+                 PERSON_MORE_Y, PERSON_MORE2, PERSON_MORE2_X, PERSON_MORE2_Y, ORG_MORE, ORG_MORE_X, ORG_MORE_Y,
+                 ORG_MORE2, ORG_MORE2_X, ORG_MORE2_Y, WORK_MORE, WORK_MORE_X, WORK_MORE_Y, WORK_MORE2, WORK_MORE2_X,
+                 WORK_MORE2_Y, PLACE_MORE, PLACE_MORE_X, PLACE_MORE_Y, PLACE_MORE2, PLACE_MORE2_X,
+                 PLACE_MORE2_Y):  # fmt: skip
         texts.extend(pool)
     return texts
 
