@@ -5,7 +5,7 @@
 
 One workload (prompts x G trajectories of a scripted agent that thinks, searches and answers),
 one model, one tool (BM25 over the embedded world's corpus behind the loopback retrieval server),
-run these ways, alternating A B C D after a warm-up run of each, medians reported:
+run these ways, alternating (A B C D, B C D A, ...) after warm-up runs of each, medians reported:
 
   engine             this engine (KV cache kept across tool calls, tools overlap decoding)
   reference-loop     the reference's loop on `transformers` (PyTorch CPU): generate to the end,
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     prompts_n = args.prompts or (4 if args.quick else 8)
     g = args.group_size or 2
-    repeats = args.repeats or (2 if args.quick else 3)
+    repeats = args.repeats or (3 if args.quick else 5)
     n_tokens = 768 if args.quick else 1024
     torch_threads = os.cpu_count() or 1
 
@@ -184,9 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, runner in runners.items():  # warm-up: compiles (every cache window), first requests
             for seed in range(1 if name == "reference-loop" else 3):
                 runner(100 + seed)
-        for rep in range(repeats):
-            for name, runner in runners.items():
-                run = runner(rep + 1)
+        names = list(runners)
+        for rep in range(repeats):  # A B C D, B C D A, ...: slow drifts of a shared machine hit all alike
+            for name in names[rep % len(names):] + names[:rep % len(names)]:
+                run = runners[name](rep + 1)
                 results.setdefault(name, []).append(run)
                 print(f"  rep {rep} {name:<22} {run.wall_s:7.2f} s  {run.tokens_per_s:8.1f} tok/s", flush=True)
         reference.close()

@@ -235,9 +235,11 @@ def test_slow_tools_overlap_with_decoding(setup):
     s = setup
     slow = EchoSearch(latency_s=1.5)
     engine = s["engine"]
+    prompts = [s["prompts"]["search"], s["prompts"]["think"]]
+    engine.rollout(s["params"], prompts, max_actions=1)  # compiled before timing
     registry, engine.registry = engine.registry, ToolRegistry([slow])
     try:
-        result = engine.rollout(s["params"], [s["prompts"]["search"], s["prompts"]["think"]], max_actions=1)
+        result = engine.rollout(s["params"], prompts, max_actions=1)
     finally:
         engine.registry = registry
     searcher, thinker = result.trajectories

@@ -64,3 +64,18 @@ def test_eval_runs_in_every_mode(world, tmp_path, mode):
     else:  # the scripted agent searches until its budget of 2 is spent
         assert all(a >= 1 for a in actions) and "Retrieval failed" not in rows[0]["response_text"]
         assert rows[0]["tool_calls"][0]["query"]
+
+
+def test_generate_with_tools_prints_one_agent_trajectory(world, capsys):
+    from coa_jax.commands import generate as generate_command
+
+    root, checkpoint = world
+    parser = argparse.ArgumentParser()
+    generate_command.add_arguments(parser)
+    args = parser.parse_args(["--checkpoint", str(checkpoint), "--prompt", "Who founded it?", "--chat",
+                              "--tools", f"bm25:{root / 'corpus.jsonl'}", "--max-actions", "1",
+                              "--max-new-tokens", "768", "--json"])
+    assert generate_command.run(args) == 0
+    traj = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert traj["num_actions"] == 1 and traj["tool_calls"][0]["query"] == "capital year"
+    assert "<search_result>" in traj["response_text"] and 3 in traj["labels"]  # an observation was appended

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         from coa_jax.rollout.watch import run_agent
 
         return run_agent(args, cfg, params, sharder, tokenizer, prompt_ids,
-                         SamplingParams(s.temperature, s.top_p, s.top_k))
+                         SamplingParams(s.temperature, s.top_p, s.top_k), max_new_tokens=s.max_new_tokens, seed=s.seed)
     stops = [[t] for t in eos_ids(tokenizer)]
     batch_multiple = math.prod(mesh.shape[a] for a in ("data", "fsdp"))
     (gen,) = generate(cfg, params, sharder, [prompt_ids], max_new_tokens=s.max_new_tokens,

@@ -6,7 +6,6 @@ Used by the tests on every rollout they make, and available to training code as 
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 

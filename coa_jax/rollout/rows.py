@@ -95,12 +95,13 @@ class RowRecord:
             elif name.startswith("open:") and self.sim_open is None:
                 self.sim_open = j - len(stops.entries[mark].ids) + 1
             elif name.startswith("close:") and self.sim_open is not None:
-                self._label_simulated(j + 1)
+                self.close_simulated(j + 1)
             elif stops.kind(mark) == ACTION:
                 written.append(j)
         return written
 
-    def _label_simulated(self, end: int) -> None:
+    def close_simulated(self, end: int) -> None:
+        """Label the open simulated observation, up to token index `end`, as SIM_OBSERVATION."""
         start = max(self.sim_open, self.prompt_len)
         self.labels[start:end] = [int(Provenance.SIM_OBSERVATION)] * (end - start)
         self.sim_open = None
@@ -114,7 +115,7 @@ class RowRecord:
     def to_trajectory(self, codec: TextCodec, eos_ids: tuple[int, ...], end_time: float) -> Trajectory:
         """The finished trajectory (an unclosed simulated observation runs to the end)."""
         if self.sim_open is not None:
-            self._label_simulated(len(self.ids))
+            self.close_simulated(len(self.ids))
         body = self.ids[self.prompt_len:]
         if body and body[-1] in eos_ids:
             body = body[:-1]

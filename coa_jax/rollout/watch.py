@@ -29,8 +29,10 @@ def render(traj, tokenizer, color: bool) -> str:
     return "".join(out)
 
 
-def run_agent(args: argparse.Namespace, cfg, params, sharder, tokenizer, prompt_ids, sampling) -> int:
-    """Rolls out one trajectory with `args.tools` and prints it (or its JSON with --json)."""
+def run_agent(args: argparse.Namespace, cfg, params, sharder, tokenizer, prompt_ids, sampling, *,
+              max_new_tokens: int, seed: int) -> int:
+    """Rolls out one trajectory with `args.tools` (N = `max_new_tokens`) and prints it (or its JSON
+    with --json)."""
     from coa_jax.commands.eval import build_registry
     from coa_jax.env.registry import ToolRegistry
     from coa_jax.models.tokenizer import eos_ids
@@ -42,11 +44,11 @@ def run_agent(args: argparse.Namespace, cfg, params, sharder, tokenizer, prompt_
         registry, env = ToolRegistry.from_config({"search": "world_model"}), "simulated"
     else:
         registry, env = build_registry(args.tools, tokenizer, args.topk), "real"
-    reserve = max(16, min(64, args.max_new_tokens // 4))
+    reserve = max(16, min(64, max_new_tokens // 4))
     rollout = RolloutConfig(batch_slots=1, max_prompt_tokens=bucket(len(prompt_ids)),
-                            max_response_tokens=max(args.max_new_tokens, reserve + 1), max_actions=args.max_actions,
+                            max_response_tokens=max(max_new_tokens, reserve + 1), max_actions=args.max_actions,
                             answer_reserve=reserve, temperature=sampling.temperature, top_p=sampling.top_p,
-                            top_k=sampling.top_k, seed=args.seed, env=env)
+                            top_k=sampling.top_k, seed=seed, env=env)
     try:
         engine = RolloutEngine(cfg, sharder, rollout, tokenizer, eos_ids=eos_ids(tokenizer), registry=registry)
         result = engine.rollout(engine.prepare_params(params), [prompt_ids])
