@@ -110,7 +110,6 @@ class ReferenceProcess:
         export_hf(params, MODEL, hf_dir, tokenizer=tok)
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads must not spin
         self.proc = ctx.Process(target=_reference_worker, args=(child, hf_dir, url, cfg, threads), daemon=True)
         self.proc.start()
         if self.conn.recv() != "ready":
@@ -156,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     head = tok.encode("<|im_start|>user\nWhere was it founded?<|im_end|>\n<|im_start|>assistant\n<think>\n",
                       add_special_tokens=False)
     prompts = [head[:-1] + tok.encode(f" q{i}\n", add_special_tokens=False) for i in range(prompts_n)]
-    cfg = RolloutConfig(batch_slots=prompts_n * g, max_prompt_tokens=64, max_response_tokens=n_tokens, max_actions=args.max_actions,
-                        answer_reserve=32, temperature=1.0, segment_steps=32)
+    cfg = RolloutConfig(batch_slots=prompts_n * g, max_prompt_tokens=64, max_response_tokens=n_tokens,
+                        max_actions=args.max_actions, answer_reserve=32, temperature=1.0)
     retriever = BM25Retriever(os.path.join(work, "corpus.jsonl"))
     tokens = TokenCounter.from_tokenizer(tok)
     results: dict[str, list[Run]] = {}

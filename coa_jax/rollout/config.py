@@ -27,9 +27,12 @@ class RolloutConfig:
       env: "real" (tools run), "simulated" (the policy writes observations itself), "none" (no
         tools; actions are plain text).
       temperature / top_p / top_k: sampling (temperature 0 is greedy).
-      segment_steps: most tokens per row one decode call generates.
-      halts_per_segment: a decode call returns once this many rows halted (0: batch_slots // 4, at
-        least 1), so tool calls start while other rows keep decoding.
+      segment_steps: most tokens per row one decode call generates. A row whose tool answers
+        during a call rejoins at the next one, so shorter segments mean less idling per action.
+      halts_per_segment: a decode call returns once this many rows halted (0: 1), so tool calls
+        start at once while the other rows keep decoding.
+      tool_grace_s: after submitting tool calls, wait this long for them before the next segment,
+        so rows with fast tools (in-process BM25, a local server) do not sit out a whole segment.
       overlap_tools: keep decoding other rows while tools run (False: every row waits for every
         outstanding tool batch, as a synchronous loop would; for comparisons).
       tool_timeout_s: how long the host waits for one batch of tool calls before it fails them.
@@ -47,8 +50,9 @@ class RolloutConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0
-    segment_steps: int = 32
+    segment_steps: int = 16
     halts_per_segment: int = 0
+    tool_grace_s: float = 0.02
     overlap_tools: bool = True
     tool_timeout_s: float = 120.0
     seed: int = 0
@@ -63,7 +67,7 @@ class RolloutConfig:
 
     @property
     def exit_after_halts(self) -> int:
-        return self.halts_per_segment or max(1, self.batch_slots // 4)
+        return self.halts_per_segment or 1
 
     def errors(self) -> list[tuple[str, str]]:
         out = []
@@ -90,6 +94,8 @@ class RolloutConfig:
         if not 0 <= self.halts_per_segment <= self.batch_slots:
             out.append(("halts_per_segment", f"must be in [0, batch_slots={self.batch_slots}], "
                                              f"got {self.halts_per_segment}"))
+        if self.tool_grace_s < 0:
+            out.append(("tool_grace_s", f"must be >= 0, got {self.tool_grace_s}"))
         if self.tool_timeout_s <= 0:
             out.append(("tool_timeout_s", f"must be > 0, got {self.tool_timeout_s}"))
         return out

@@ -9,10 +9,11 @@ Every trajectory sits in one row ("slot") of a fixed-shape batch; more trajector
 wait in a queue and take the slot of one that finished (continuous batching). The host loop:
 
   1. writes new prompts, observations and forced triggers into the rows that need them (one
-     `control` and one `append` call) and dispatches a decode segment, without waiting for it;
-  2. meanwhile reads the *previous* segment's tokens (a look-behind; rows that halted stay halted
-     on device until step 1 re-activates them), confirms actions on the decoded text, and submits
-     the actions of all rows that stopped at one as one batch to the tool registry (a future);
+     `control` and one `append` call) and runs a decode segment over every row that is not
+     waiting; the segment returns as soon as a row halts (eos, an action's closing tag, budget);
+  2. reads the segment's tokens, confirms actions on the decoded text, and submits the actions of
+     all rows that stopped at one as one batch to the tool registry (a future), waiting a short
+     grace period so fast tools answer before the next segment;
   3. collects finished tool batches without blocking, so slow tools for some rows overlap with
      decoding of the others; it blocks on tools only when no row is left to decode.
 

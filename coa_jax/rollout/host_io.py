@@ -113,6 +113,11 @@ class ToolGroup:
             reason = f"{type(error).__name__}: {error}"
             return [registry[a.tool].failure_result(reason) for a in self.actions]
 
+    def future_wait(self, timeout_s: float) -> None:
+        """Block until this batch is done or `timeout_s` passed."""
+        if timeout_s > 0:
+            concurrent.futures.wait([self.future], timeout=timeout_s)
+
     @staticmethod
     def wait_any(groups: list["ToolGroup"], timeout_s: float) -> None:
         """Block until one group is done or the earliest deadline passes."""

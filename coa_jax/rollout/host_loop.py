@@ -1,8 +1,8 @@
 """The host loop of one `RolloutEngine.rollout` call (see `engine` for the protocol).
 
-Each iteration: write pending rows (one `control`, one `append`), dispatch a decode segment,
-read the previous segment's tokens (a look-behind), decide per halted row (answer, action,
-budget), submit actions as one tool batch, and collect finished tool batches without blocking.
+Each iteration: write pending rows (one `control`, one `append`), run a decode segment over the
+rows that are not waiting, read its tokens, decide per halted row (answer, action, budget), submit
+the actions as one tool batch, and collect finished tool batches without blocking.
 """
 
 from __future__ import annotations
@@ -69,37 +69,35 @@ class HostLoop:
         self.writes = RowWrites(self.cfg.batch_slots, self.cfg.cache_len)
         self.counts = collections.Counter()
         self.idle_wait_s = 0.0
+        self.tool_wait_ema: float | None = None  # typical wait for a tool batch, seconds
         self.n_jobs = len(jobs)
 
     def run(self) -> RolloutResult:
         start = time.perf_counter()
         sampler = self.e.sampler
         state = sampler.init_state()
-        in_flight = None
         while len(self.done) < self.n_jobs:
             self._admit()
             self._collect_tools(block=False)
             ends = {slot: len(rec.ids) for slot, rec in enumerate(self.slots) if rec is not None}
             state, appended = self.writes.flush(sampler, self.params, state, ends)
             self.counts["appended"] += appended
-            dispatched = None
             decoding = [len(r.ids) for r in self.slots if r is not None and r.phase == DECODING]
             if decoding:
-                # rows may have grown by one unread segment since the host last looked
-                window = sampler.window(max(decoding) + 2 * self.cfg.segment_steps)
+                window = sampler.window(max(decoding) + self.cfg.segment_steps)
                 state, out = sampler.decode(self.params, state, rng=self.rng, window=window)
-                dispatched = (out, list(self.slots))
                 self.counts["decode_calls"] += 1
-            if in_flight is not None:
-                self._process(*in_flight)
-            elif dispatched is None and not self.writes.pending and not self.groups:
+                submitted = self._process(out)
+                grace = self.cfg.tool_grace_s
+                if submitted is not None and (self.tool_wait_ema is None or self.tool_wait_ema < 2 * grace):
+                    submitted.future_wait(grace)  # fast tools answer before the next segment starts
+            elif self.groups:
+                self._collect_tools(block=True)
+            elif not self.writes.pending:
                 raise RuntimeError(f"rollout stalled with {self.n_jobs - len(self.done)} trajectories unfinished")
-            in_flight = dispatched
             if not self.cfg.overlap_tools:
                 while self.groups:
                     self._collect_tools(block=True)
-            elif in_flight is None and not self.writes.pending and self.groups:
-                self._collect_tools(block=True)
         stats = RolloutStats(time.perf_counter() - start, self.n_jobs, self.counts["sampled"], self.counts["appended"],
                              self.counts["decode_calls"], self.counts["tool_batches"], self.idle_wait_s)
         return RolloutResult([self.done[k] for k in range(self.n_jobs)], stats)
@@ -154,10 +152,11 @@ class HostLoop:
 
     # --- decode results ------------------------------------------------------------------------
 
-    def _process(self, out, snapshot: list[RowRecord | None]) -> None:
+    def _process(self, out) -> ToolGroup | None:
+        """Reads one decode call's tokens into the records; returns the tool batch it submitted."""
         out = jax.device_get(out)
         to_submit = []
-        for slot, rec in enumerate(snapshot):
+        for slot, rec in enumerate(list(self.slots)):
             if rec is None or rec.phase != DECODING:
                 continue
             n = int(out.num_B[slot])
@@ -172,11 +171,14 @@ class HostLoop:
                     self._simulated_action(rec, j)
             if halted:
                 self._on_halt(slot, rec, stop, to_submit)
-        if to_submit:
-            actions = [self.slots[s].pending for s in to_submit]
-            self.groups.append(ToolGroup(self.e.registry.submit(actions), to_submit,
-                                         [self.slots[s] for s in to_submit], actions, time.perf_counter()))
-            self.counts["tool_batches"] += 1
+        if not to_submit:
+            return None
+        actions = [self.slots[s].pending for s in to_submit]
+        group = ToolGroup(self.e.registry.submit(actions), to_submit, [self.slots[s] for s in to_submit], actions,
+                          time.perf_counter())
+        self.groups.append(group)
+        self.counts["tool_batches"] += 1
+        return group
 
     def _simulated_action(self, rec: RowRecord, j: int) -> None:
         action = self.e.registry.parse_action(rec.response_text(self.e.codec, j + 1))
@@ -228,6 +230,7 @@ class HostLoop:
                 keep.append(group)
                 continue
             wait = time.perf_counter() - group.submitted
+            self.tool_wait_ema = wait if self.tool_wait_ema is None else 0.7 * self.tool_wait_ema + 0.3 * wait
             for slot, rec, action, result in zip(group.slots, group.records, group.actions, results):
                 rec.pending = None
                 rec.calls.append(ToolCall(action.tool, action.query, ok=result.ok, latency_s=result.latency_s,

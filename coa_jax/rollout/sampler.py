@@ -12,8 +12,8 @@ The state of a batch of rows lives on device between calls, including each row's
 
 `append` writes a chunk of given tokens (a prompt, a tool observation, a forced answer trigger)
 to chosen rows; `control` sets the control fields of chosen rows; `decode` samples while rows are
-active. Because rows halt on device and stay halted until the host re-activates them, the host can
-dispatch the next decode before reading the last one's results (a look-behind).
+active. Rows halt on device and stay halted until the host re-activates them, so a decode call
+needs no per-call host input and the host never has to block on a token to keep rows in order.
 
 Stop sequences are multi-token, matched inside the loop, and come in three kinds: HALT (eos: the
 row halts), ACTION (a tool's closing tag: halts unless the row has free actions left, which are
