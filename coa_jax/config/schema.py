@@ -149,6 +149,7 @@ class RLConfig:
     normalize_std: bool = True
     filter_degenerate: bool = False  # drop groups whose rewards are all equal from the update
     recompute_old_logprobs: bool = True  # teacher-forced old log-probs instead of the sampler's
+    ref_offload: bool = False  # keep the reference weights in host memory between uses
     grpo: GRPOParams = GRPOParams()
     optim: OptimConfig = OptimConfig(lr=7e-7)
     loop: LoopConfig = LoopConfig()

@@ -13,18 +13,13 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from coa_jax.data.formats.messages import Message
+from coa_jax.data.formats.workflow import controller_prefix, first_line, query_prompt
 from coa_jax.env.registry import ToolRegistry
 from coa_jax.env.tags import SEARCH_SPEC, Action
 from coa_jax.models.params import Params
 from coa_jax.rollout.engine import RolloutEngine
 from coa_jax.rollout.eval_data import EvalItem, prompt_ids
 from coa_jax.rollout.trajectory import Trajectory
-
-QUERY_INSTRUCTION = (
-    "You help answer a question with a search engine. Write one short search query for the next fact "
-    "that is needed. Reply with the query only, on one line.\n\nQuestion: {question}\n{notes}"
-)
-
 
 @dataclasses.dataclass(frozen=True)
 class WorkflowResult:
@@ -37,15 +32,6 @@ class WorkflowResult:
     @property
     def response_text(self) -> str:
         return self.prefix + self.trajectory.response_text
-
-
-def _first_line(text: str, fallback: str) -> str:
-    for tag in (SEARCH_SPEC.open_tag, SEARCH_SPEC.close_tag, "<think>", "</think>"):
-        text = text.replace(tag, " ")
-    for line in text.splitlines():
-        if line.strip():
-            return " ".join(line.split())[:200]
-    return fallback
 
 
 def run_workflow(query_engine: RolloutEngine, answer_engine: Callable[[int], RolloutEngine], params: Params, tokenizer,
@@ -70,11 +56,9 @@ def run_workflow(query_engine: RolloutEngine, answer_engine: Callable[[int], Rol
     for _ in range(rounds):
         prompts = []
         for item, done in zip(items, steps):
-            notes = "".join(f"Already searched: {q}\nFound: {obs.strip()[:300]}\n" for q, obs in done)
-            prompts.append(prompt_ids(tokenizer, [Message("user", QUERY_INSTRUCTION.format(
-                question=item.question, notes=notes))]))  # fmt: skip
+            prompts.append(prompt_ids(tokenizer, [Message("user", query_prompt(item.question, done))]))
         written = query_engine.rollout(params, prompts, env="none", seed=seed).trajectories
-        queries = [_first_line(t.response_text, item.question) for t, item in zip(written, items)]
+        queries = [first_line(t.response_text, item.question) for t, item in zip(written, items)]
         results = registry.run([Action(SEARCH_SPEC.name, q, 0, len(q), True) for q in queries])
         for done, q, result in zip(steps, queries, results):
             done.append((q, result.text))
@@ -82,8 +66,7 @@ def run_workflow(query_engine: RolloutEngine, answer_engine: Callable[[int], Rol
     for item, done in zip(items, steps):
         head = prompt_ids(tokenizer, item.messages)
         opened = tokenizer.decode(head[-4:]).rstrip().endswith(think_open)
-        prefix = ("" if opened else think_open + "\n") + "".join(
-            f"{SEARCH_SPEC.open_tag} {q} {SEARCH_SPEC.close_tag}{obs}" for q, obs in done)
+        prefix = controller_prefix(done, "" if opened else think_open + "\n")
         prompts.append(head + list(tokenizer.encode(prefix, add_special_tokens=False)))
         prefixes.append(prefix)
     finals = answer_engine(max(len(p) for p in prompts)).rollout(params, prompts, env="none", seed=seed).trajectories

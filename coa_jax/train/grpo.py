@@ -18,13 +18,13 @@ import numpy as np
 
 from coa_jax.data.provenance import Provenance
 from coa_jax.models.model_config import ModelConfig
-from coa_jax.models.params import Params
 from coa_jax.rollout.engine import RolloutEngine
 from coa_jax.rollout.generate import bucket
 from coa_jax.rollout.trajectory import Trajectory, pack_trajectories
 from coa_jax.sharding.rules import Sharder
 from coa_jax.train.grpo_loss import GRPOParams, group_advantages, grpo_loss, sequence_kl
 from coa_jax.train.logprobs import token_logprobs
+from coa_jax.train.reference import ReferenceModel
 from coa_jax.train.step import make_train_step
 
 POLICY_LABELS = [int(Provenance.POLICY), int(Provenance.ANSWER)]
@@ -64,12 +64,12 @@ def env_for_step(env: str, sim_fraction: float, step: int, total_steps: int) -> 
 class GRPOBody:
     """`body(state, step) -> (state, metrics)` for the shared training loop."""
 
-    def __init__(self, model_cfg: ModelConfig, sharder: Sharder, engine: RolloutEngine, ref_params: Params,
+    def __init__(self, model_cfg: ModelConfig, sharder: Sharder, engine: RolloutEngine, reference: ReferenceModel,
                  prompts: PromptSet, reward_fn: Callable[[str, Sequence[str]], float], *, grpo: GRPOParams,
                  optimizer, state_shardings, group_size: int, prompts_per_step: int, total_steps: int, env: str,
                  sim_fraction: float, updates_per_batch: int, micro_batches: int, normalize_std: bool,
                  filter_degenerate: bool, recompute_old_logprobs: bool, temperature: float, seed: int, pad_id: int):
-        self.cfg, self.sharder, self.engine, self.ref_params = model_cfg, sharder, engine, ref_params
+        self.cfg, self.sharder, self.engine, self.reference = model_cfg, sharder, engine, reference
         self.prompts, self.reward_fn, self.grpo = prompts, reward_fn, grpo
         self.optimizer, self.state_shardings = optimizer, state_shardings
         self.g, self.p, self.total = group_size, prompts_per_step, total_steps
@@ -131,7 +131,7 @@ class GRPOBody:
         args = (jnp.asarray(batch.tokens_BxL), jnp.asarray(batch.positions_BxL), jnp.asarray(batch.segment_ids_BxL))
         logprob = self._logprob_fn(length)
         old = np.asarray(logprob(state.params, *args)) if self.recompute_old else batch.logprobs_BxL
-        ref = np.asarray(logprob(self.ref_params, *args))
+        ref = np.asarray(logprob(self.reference.params(), *args))
         scored = rewards
         kl_mask = response if self.grpo.autocoa_compat else policy
         if self.grpo.kl_in_reward and self.grpo.kl_coef:

@@ -13,7 +13,6 @@ import json
 import pathlib
 
 import jax
-import jax.numpy as jnp
 
 from coa_jax.config.loading import to_dict
 from coa_jax.config.schema import Config
@@ -28,6 +27,7 @@ from coa_jax.train.grpo import GRPOBody, PromptSet
 from coa_jax.train.loop import run_loop
 from coa_jax.train.metrics import MetricsWriter
 from coa_jax.train.optimizer import make_optimizer
+from coa_jax.train.reference import ReferenceModel
 from coa_jax.train.step import init_train_state
 
 RL_ENV_CHOICES = ("sim", "real", "schedule")
@@ -46,14 +46,14 @@ def run_rl(cfg: Config, env: str, *, init: str, out: str | pathlib.Path) -> path
     train_sharder, sample_sharder = Sharder(mesh, TRAINING_RULES), Sharder(mesh, SAMPLING_RULES)
     world = workspace.world_dir(cfg, out.parent)
     model_cfg, params, tokenizer = workspace.initial_model(cfg, init, train_sharder, world / "tokenizer")
-    ref_params = jax.tree.map(jnp.copy, params)  # frozen reference; the train state's copy is donated
+    reference = ReferenceModel(params, offload=rl.ref_offload)  # frozen; the train state's copy is donated
     prompt_ids, golds, _ = workspace.world_prompts(cfg, world, tokenizer, "train")
     registry = workspace.build_registry(cfg, world, tokenizer)
     engine = RolloutEngine(model_cfg, sample_sharder, cfg.rollout, tokenizer, eos_ids=eos_ids(tokenizer),
                            registry=registry)
     optimizer = make_optimizer(rl.optim, rl.steps * rl.updates_per_batch, params)
     state = init_train_state(params, optimizer, param_shardings(model_cfg, train_sharder))
-    body = GRPOBody(model_cfg, train_sharder, engine, ref_params, PromptSet(prompt_ids, golds), get_reward(rl.reward),
+    body = GRPOBody(model_cfg, train_sharder, engine, reference, PromptSet(prompt_ids, golds), get_reward(rl.reward),
                     grpo=rl.grpo, optimizer=optimizer, state_shardings=jax.tree.map(lambda x: x.sharding, state),
                     group_size=rl.group_size, prompts_per_step=rl.prompts_per_step, total_steps=rl.steps, env=env,
                     sim_fraction=rl.sim_fraction, updates_per_batch=rl.updates_per_batch,

@@ -4,6 +4,7 @@
     OUT/CoA_data.jsonl        messages JSONL (user prompt, assistant CoA), right answers only
     OUT/CoT+A_data.json       contrastive pairs (`{"conversation", "chosen", "rejected"}` array)
     OUT/reasoner_traces.jsonl CoT traces for the base reasoner (with WORLD/pretrain.txt)
+    OUT/reasoner_skills.jsonl the base reasoner's query-writing and reading rows (`skills`)
     OUT/teacher_stats.json    `TeacherStats`
 
 Deterministic: one world and one seed give byte-identical files.
@@ -29,6 +30,7 @@ from coa_jax.data.teacher.guard import LeakGuard
 from coa_jax.data.teacher.knowledge import TeacherWorld
 from coa_jax.data.teacher.pairs import Pair, make_pair
 from coa_jax.data.teacher.reasoner import reasoner_traces
+from coa_jax.data.teacher.skills import write_skills
 from coa_jax.data.teacher.stats import TeacherStats, collect_stats
 from coa_jax.data.teacher.trajectory import Trajectory
 from coa_jax.data.world.leakage import MentionIndex
@@ -40,7 +42,8 @@ from coa_jax.env.rewards import get_reward
 from coa_jax.env.search_tool import SearchTool
 
 FILES = {"cot": "CoT_data.jsonl", "coa": "CoA_data.jsonl", "pairs": "CoT+A_data.json",
-         "reasoner": "reasoner_traces.jsonl", "stats": "teacher_stats.json"}  # fmt: skip
+         "reasoner": "reasoner_traces.jsonl", "skills": "reasoner_skills.jsonl",
+         "stats": "teacher_stats.json"}  # fmt: skip
 
 
 def _draw(seed: int, key: str) -> float:
@@ -169,8 +172,11 @@ def write_teacher_data(world_dir: str | os.PathLike, out_dir: str | os.PathLike,
     pair_rows = [p.to_contrastive(system) for p in run.pairs]
     traces = reasoner_traces(((q, run.prompts[q.id], run.cot[q.id]) for q in qs), world, index,
                              system=system)  # fmt: skip
+    skills = write_skills(((q.question, run.prompts[q.id], run.coa[q.id]) for q in qs
+                           if run.coa[q.id] is not None and run.coa_right[q.id]), system=system)  # fmt: skip
+    skill_rows = (*skills.queries, *skills.reading)
     # the guarantee, checked on what a learner reads, record by record
-    records = [_text(c) for c in (*cot_rows, *coa_rows, *traces.conversations)]
+    records = [_text(c) for c in (*cot_rows, *coa_rows, *traces.conversations, *skill_rows)]
     records += ["\n".join((*(t.value for t in p.conversation), p.chosen.value, p.rejected.value)) for p in pair_rows]
     stated = set().union(*(guard.stated(r) for r in records)) if records else set()
     if stated:
@@ -179,6 +185,7 @@ def write_teacher_data(world_dir: str | os.PathLike, out_dir: str | os.PathLike,
     write_messages_jsonl(os.path.join(out_dir, FILES["coa"]), coa_rows)
     write_contrastive_json(os.path.join(out_dir, FILES["pairs"]), pair_rows)
     write_messages_jsonl(os.path.join(out_dir, FILES["reasoner"]), traces.conversations)
+    write_messages_jsonl(os.path.join(out_dir, FILES["skills"]), skill_rows)
     tokenizer = _world_tokenizer(files) if count_tokens else None
     stats = collect_stats(run, files, index, seed=seed, style=style, rows=(len(cot_rows), len(coa_rows)),
                           traces=traces, tokenizer=tokenizer, held_out=guard.held_out)  # fmt: skip
