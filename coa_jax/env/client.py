@@ -55,6 +55,8 @@ class ClientConfig:
       batch_size: queries per request.
       cache_size: answers kept in the LRU cache (0: no cache).
       split_failed_batches: split a batch the server answered badly and retry the halves.
+      max_response_bytes: a longer answer is a failure (read no further), so a broken or hostile
+        server cannot fill the trainer's memory.
       seed: seed of the backoff jitter.
     """
 
@@ -67,6 +69,7 @@ class ClientConfig:
     batch_size: int = 64
     cache_size: int = 10_000
     split_failed_batches: bool = True
+    max_response_bytes: int = 64 << 20
     seed: int = 0
 
     def __post_init__(self):
@@ -76,7 +79,8 @@ class ClientConfig:
         for name in ("timeout_s", "backoff_s", "backoff_max_s"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        for name, low in (("retries", 0), ("max_concurrency", 1), ("batch_size", 1), ("cache_size", 0)):
+        for name, low in (("retries", 0), ("max_concurrency", 1), ("batch_size", 1), ("cache_size", 0),
+                          ("max_response_bytes", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
@@ -278,7 +282,7 @@ class RetrievalClient:
             try:
                 async with session.post(self.config.retrieve_url, json=payload, timeout=timeout,
                                         allow_redirects=False) as resp:
-                    status, body = resp.status, await resp.read()
+                    status, body = resp.status, await _read_at_most(resp, self.config.max_response_bytes)
             except TimeoutError:  # before OSError: TimeoutError is one
                 raise _RequestFailed(f"no answer within {self.config.timeout_s}s", retryable=True,
                                      answered=False) from None
@@ -295,6 +299,22 @@ class RetrievalClient:
             return parse_response(json.loads(body), len(chunk))
         except ValueError as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise _RequestFailed(f"bad answer: {e}", retryable=True, answered=True) from None
+
+
+async def _read_at_most(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or _RequestFailed as soon as it is known to exceed `limit` bytes."""
+    def too_long(detail: str = "") -> _RequestFailed:
+        return _RequestFailed(f"answer longer than max_response_bytes={limit}{detail}", retryable=False, answered=True)
+
+    if resp.content_length is not None and resp.content_length > limit:
+        raise too_long(f" (Content-Length {resp.content_length})")
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise too_long()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 _TOOL_OPTIONS = ("url", "topk") + tuple(f.name for f in dataclasses.fields(ClientConfig) if f.name != "base_url")

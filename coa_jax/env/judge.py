@@ -3,7 +3,9 @@
 A judge is any callable `(prediction, golds) -> bool`; `register_llm_judge` turns it into a
 reward entry. `ChatCompletionsJudge` asks an OpenAI-compatible `/chat/completions` endpoint,
 samples `n` verdicts and takes the majority (as the reference evaluation does with n=3). The API
-key is read from an environment variable at call time; it is never stored, logged or printed.
+key is read from an environment variable at call time; it is never stored, logged or printed, and
+it goes only to `base_url`: redirects are refused (urllib would follow them with the
+Authorization header) and a base URL carrying credentials is rejected.
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ class ChatCompletionsJudge:
         url = urllib.parse.urlsplit(self.base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
+        if url.username is not None or url.password is not None:
+            raise ValueError("base_url must not carry credentials; put the key in the environment variable "
+                             f"named by api_key_env ({self.api_key_env})")
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
 
@@ -101,17 +106,28 @@ class ChatCompletionsJudge:
         """The judge model's raw replies.
 
         Raises:
-          RuntimeError: missing API key variable; urllib.error.URLError: the endpoint failed.
+          RuntimeError: missing API key variable; urllib.error.URLError: the endpoint failed or
+            answered with a redirect (never followed).
         """
         prompt = JUDGE_PROMPT.format(golds=golds, prediction=prediction)
         body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "n": self.n,
                 "temperature": self.temperature, "max_tokens": self.max_tokens}
         request = urllib.request.Request(self.base_url.rstrip("/") + "/chat/completions",
                                          data=json.dumps(body).encode(), headers=self._headers(), method="POST")
-        with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:
+        with _OPENER.open(request, timeout=self.timeout_s) as resp:
             data = json.loads(resp.read())
         return [choice["message"]["content"] or "" for choice in data.get("choices", [])]
 
     def __call__(self, prediction: str, golds: list[str]) -> bool:
         replies = self.replies(prediction, golds)
         return majority([parse_verdict(r) for r in replies]) if replies else False
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx answer becomes an HTTPError instead of a request (with the key) to another address."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects)

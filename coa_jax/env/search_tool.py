@@ -33,6 +33,9 @@ class SearchTool(Tool):
       topk: documents per query (the reference uses 3).
       fmt: observation format (default: the reference's search format).
       spec: the tags (default: search).
+      max_query_chars: longer queries are cut to this many characters (counted in
+        `stats()["truncated_queries"]`); the default equals the retrieval server's request limit,
+        so a runaway model output never sends megabytes nor earns a refusal.
 
     An empty query or a backend failure yields the failure observation for that query only.
     """
@@ -40,13 +43,24 @@ class SearchTool(Tool):
     simulated = False
 
     def __init__(self, backend: RetrievalBackend, *, topk: int = 3, fmt: ObservationFormat | None = None,
-                 spec: ToolSpec = SEARCH_SPEC):
+                 spec: ToolSpec = SEARCH_SPEC, max_query_chars: int = 4096):
         if not isinstance(topk, int) or topk < 1:
             raise ValueError(f"topk must be a positive int, got {topk!r}")
+        if not isinstance(max_query_chars, int) or max_query_chars < 1:
+            raise ValueError(f"max_query_chars must be a positive int, got {max_query_chars!r}")
         self.backend = backend
         self.topk = topk
         self.spec = spec
         self.fmt = fmt or ObservationFormat.for_spec(spec)
+        self.max_query_chars = max_query_chars
+        self._truncated = 0
+
+    def _asked(self, queries: Sequence[str]) -> tuple[list[int], list[str]]:
+        """Indices of the non-empty queries and those queries, cut to `max_query_chars`."""
+        asked = [i for i, q in enumerate(queries) if q.strip()]
+        long = [i for i in asked if len(queries[i]) > self.max_query_chars]
+        self._truncated += len(long)
+        return asked, [queries[i][:self.max_query_chars] for i in asked]
 
     def _render(self, queries: Sequence[str], outcomes: Sequence[Outcome] | Exception, latency_s: float,
                 asked: list[int]) -> list[ToolResult]:
@@ -71,26 +85,26 @@ class SearchTool(Tool):
 
     def call(self, queries: Sequence[str]) -> list[ToolResult]:
         queries = list(queries)
-        asked = [i for i, q in enumerate(queries) if q.strip()]
+        asked, texts = self._asked(queries)
         start = time.perf_counter()
         try:
-            outcomes = self.backend.search([queries[i] for i in asked], self.topk) if asked else []
+            outcomes = self.backend.search(texts, self.topk) if asked else []
         except Exception as e:  # a tool never raises for the rollout; the failure is reported per query
             outcomes = e
         return self._render(queries, outcomes, time.perf_counter() - start, asked)
 
     async def acall(self, queries: Sequence[str]) -> list[ToolResult]:
         queries = list(queries)
-        asked = [i for i, q in enumerate(queries) if q.strip()]
+        asked, texts = self._asked(queries)
         start = time.perf_counter()
         try:
-            outcomes = await self.backend.asearch([queries[i] for i in asked], self.topk) if asked else []
+            outcomes = await self.backend.asearch(texts, self.topk) if asked else []
         except Exception as e:
             outcomes = e
         return self._render(queries, outcomes, time.perf_counter() - start, asked)
 
     def stats(self) -> dict[str, float]:
-        return self.backend.stats()
+        return {**self.backend.stats(), "truncated_queries": float(self._truncated)}
 
     def close(self) -> None:
         self.backend.close()

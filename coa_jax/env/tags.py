@@ -118,6 +118,7 @@ class ActionParser:
         if self._opens_re is None:
             return []
         text = self._searchable(text)
+        find = _ForwardFinder(text)
         actions: list[Action] = []
         pos = 0
         while True:
@@ -132,7 +133,7 @@ class ActionParser:
                 pos = close_at + len(self._result_close[tag])
                 continue
             spec = self._by_open[tag]
-            close_at = text.find(spec.close_tag, m.end())
+            close_at = find(spec.close_tag, m.end())
             reopened = self._opens_re.search(text, m.end())
             if reopened is not None and (close_at < 0 or reopened.start() < close_at):
                 pos = reopened.start()
@@ -158,6 +159,25 @@ class ActionParser:
     def stop_strings(self) -> list[str]:
         """The closing tags at which decoding should stop so the host can run the tool."""
         return [s.close_tag for s in self.specs]
+
+
+class _ForwardFinder:
+    """`text.find(tag, start)` for non-decreasing `start`, scanning each stretch of text once.
+
+    Without it, a text of n opening tags that are never closed (a degenerate model output) costs
+    n scans to the end: quadratic, minutes for a megabyte.
+    """
+
+    def __init__(self, text: str):
+        self.text = text
+        self._next: dict[str, int] = {}  # tag -> its first offset at or after the last start (-1: none)
+
+    def __call__(self, tag: str, start: int) -> int:
+        hit = self._next.get(tag)
+        if hit is None or 0 <= hit < start:
+            hit = self.text.find(tag, start)
+            self._next[tag] = hit
+        return hit
 
 
 def find_result_spans(text: str, specs: Sequence[ToolSpec]) -> list[tuple[int, int, str]]:

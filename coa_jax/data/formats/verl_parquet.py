@@ -125,7 +125,9 @@ def _parse_golds(value: Any) -> tuple[str, ...]:
         golds = tuple(value)
     else:
         raise RowIssue(f"{path}: expected str or list of str, got {type_name(value)}")
-    if not golds or not any(g.strip() for g in golds):
+    # an empty gold would match an empty (missing) answer under exact match: drop it
+    golds = tuple(g for g in golds if g.strip())
+    if not golds:
         raise RowIssue(f"{path}: empty")
     return golds
 
