@@ -14,6 +14,8 @@ run these ways, alternating (A B C D, B C D A, ...) after warm-up runs of each, 
   engine+100ms-sync  the same without overlap (every row waits for outstanding searches)
 
 Throughput counts policy tokens kept in the final trajectories (observations excluded) per second.
+The same workload, with lognormal latency and device idle, is `python launch/bench.py a1`
+(coa_jax/bench/a1_rollout.py holds the shared pieces).
 """
 
 from __future__ import annotations
@@ -25,103 +27,23 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
 
+from coa_jax.bench.a1_rollout import MODEL, THINK, ReferenceProcess, Run, engine_run  # noqa: E402,F401
 from coa_jax.config.schema import MeshConfig  # noqa: E402
-from coa_jax.data.provenance import Provenance  # noqa: E402
 from coa_jax.data.world.build import build_world  # noqa: E402
 from coa_jax.env.bm25 import BM25Retriever  # noqa: E402
 from coa_jax.env.observation import TokenCounter  # noqa: E402
 from coa_jax.env.registry import ToolRegistry  # noqa: E402
 from coa_jax.env.server import Latency, serve_in_thread  # noqa: E402
-from coa_jax.models.model_config import ModelConfig  # noqa: E402
 from coa_jax.rollout.config import RolloutConfig  # noqa: E402
 from coa_jax.rollout.engine import RolloutEngine  # noqa: E402
-from coa_jax.rollout.reference_loop import ReferenceLoop  # noqa: E402
 from coa_jax.rollout.scripted import AgentScript, agent_grammar, scripted_params  # noqa: E402
 from coa_jax.sharding.mesh import make_mesh  # noqa: E402
 from coa_jax.sharding.rules import SAMPLING_RULES, Sharder  # noqa: E402
-
-THINK = (" was", " born", " founded", " year", " of", " is", " by", " and", " to", " for")
-MODEL = ModelConfig(vocab_size=1040, hidden_size=256, intermediate_size=768, num_layers=4, num_heads=4,
-                    num_kv_heads=2, max_position_embeddings=4096, init_std=0.05)
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-    name: str
-    wall_s: float
-    policy_tokens: int
-    trajectories: int
-    mean_actions: float
-    forced: float
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.policy_tokens / self.wall_s
-
-
-def engine_run(name: str, engine: RolloutEngine, params, prompts, group_size: int, seed: int) -> Run:
-    start = time.perf_counter()
-    result = engine.rollout(params, prompts, group_size=group_size, seed=seed)
-    wall = time.perf_counter() - start
-    trajs = result.trajectories
-    policy = sum(int(np.isin(t.labels, [int(Provenance.POLICY), int(Provenance.ANSWER)]).sum()) for t in trajs)
-    return Run(name, wall, policy, len(trajs), float(np.mean([t.num_actions for t in trajs])),
-               float(np.mean([bool(t.forced) for t in trajs])))
-
-
-def _reference_worker(conn, hf_dir: str, url: str, cfg: RolloutConfig, threads: int) -> None:
-    """Child process: the transformers model and its own search client (PyTorch's threads stay out
-    of the JAX process); answers (prompts, group_size, seed) requests with a Run."""
-    import torch
-    import transformers
-
-    torch.set_num_threads(threads)
-    tok = transformers.AutoTokenizer.from_pretrained(hf_dir)
-    options = {"url": url, "topk": 3, "max_tokens": 48, "cache_size": 0}
-    registry = ToolRegistry.from_config({"search": "http"}, {"search": options}, tokens=TokenCounter.from_tokenizer(tok))
-    model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
-    loop = ReferenceLoop(model, tok, registry, cfg)
-    conn.send("ready")
-    while (request := conn.recv()) is not None:
-        prompts, group_size, seed = request
-        start = time.perf_counter()
-        rows = loop.run(prompts, group_size=group_size, seed=seed)
-        wall = time.perf_counter() - start
-        conn.send(Run("reference-loop", wall, sum(r.policy_tokens for r in rows), len(rows),
-                      float(np.mean([r.actions for r in rows])), float(np.mean([r.limited for r in rows]))))
-    registry.close()
-
-
-class ReferenceProcess:
-    """The reference loop in a child process, driven over a pipe."""
-
-    def __init__(self, params, tok, url: str, cfg: RolloutConfig, hf_dir: str, threads: int):
-        import multiprocessing
-
-        from coa_jax.models.hf_export import export_hf
-
-        export_hf(params, MODEL, hf_dir, tokenizer=tok)
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_reference_worker, args=(child, hf_dir, url, cfg, threads), daemon=True)
-        self.proc.start()
-        if self.conn.recv() != "ready":
-            raise RuntimeError("the reference worker did not start")
-
-    def run(self, prompts, group_size: int, seed: int) -> Run:
-        self.conn.send((prompts, group_size, seed))
-        return self.conn.recv()
-
-    def close(self) -> None:
-        self.conn.send(None)
-        self.proc.join(timeout=30)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,10 @@ def run(args: argparse.Namespace) -> int:
 
 def quiet_logging(logging) -> None:
     """INFO for coa_jax, WARNING for chatty libraries."""
+    from coa_jax.runtime.process import install_log_filter
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    install_log_filter()  # in a multi-process run only process 0 logs below WARNING
     for noisy in ("bm25s", "absl", "jax", "orbax", "httpx", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -6,7 +6,12 @@
     stream.set_state(state)                                    # resumes at the next example
 
 The order comes from `coa_jax.data.tfds.iterate.ResumableIterator` (seeded, a new permutation
-every epoch, sharded per process), so the whole state is the number of examples consumed.
+every epoch), so the whole state is the number of examples consumed.
+
+Multi-host: every process plans the same global batch (which examples, which row each goes to:
+a function of the seeded order and the example lengths only) and builds only the rows its devices
+hold (`local_rows`), so the global batch, and the loss, do not depend on the process count, and
+every process's stream state is the same (one checkpoint entry serves all).
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from coa_jax.data.collate import CollateStats, PairBatch, SFTBatch, batch_stats, collate_pairs, place_pairs
-from coa_jax.data.packing import fill_rows
+from coa_jax.data.collate import CollateStats, PairBatch, SFTBatch, batch_stats, place_pairs
+from coa_jax.data.packing import bucket_length, fill_rows
 from coa_jax.data.tfds.iterate import ResumableIterator
 from coa_jax.data.tokenize_pairs import TokenizedPair
 from coa_jax.data.tokenize_sft import TokenizedExample
@@ -47,10 +52,18 @@ class _Stream:
     """The resumable part shared by the streams: a seeded ResumableIterator and running stats."""
 
     def __init__(self, items: Sequence[Any], *, seed: int, shuffle: bool, num_epochs: int | None,
-                 shard_index: int, shard_count: int):  # fmt: skip
+                 shard_index: int, shard_count: int, rows: int, local_rows: Sequence[int] | None):  # fmt: skip
         self.it = ResumableIterator(items, seed=seed, shuffle=shuffle, num_epochs=num_epochs,
                                     shard_index=shard_index, shard_count=shard_count)  # fmt: skip
         self.stats = CollateStats()
+        self.rows = rows
+        self.local_rows = list(range(rows)) if local_rows is None else list(local_rows)
+        if any(not 0 <= r < rows for r in self.local_rows):
+            raise ValueError(f"local_rows must lie in [0, {rows}), got {self.local_rows}")
+
+    def _mine(self, assignment: list[list[int]]) -> list[list[int]]:
+        """This process's rows of a global row assignment (rows past the assignment are empty)."""
+        return [assignment[r] if r < len(assignment) else [] for r in self.local_rows]
 
     def __iter__(self):
         return self
@@ -69,22 +82,25 @@ class SFTStream(_Stream):
     Examples come in a seeded order; each goes into the first row with room; the batch is
     emitted when the next example fits no row (it opens the next batch). Longer examples are cut
     to `length` (counted in `stats`). With `num_epochs` set, the stream ends after them.
+    `local_rows`: the rows of each [rows, length] batch to build, in this order (default: all);
+    a batch then has len(local_rows) rows.
     """
 
     def __init__(self, examples: Sequence[TokenizedExample], *, rows: int, length: int, seed: int = 0,
                  shuffle: bool = True, num_epochs: int | None = None, shard_index: int = 0,
-                 shard_count: int = 1):  # fmt: skip
+                 shard_count: int = 1, local_rows: Sequence[int] | None = None):  # fmt: skip
         super().__init__(examples, seed=seed, shuffle=shuffle, num_epochs=num_epochs, shard_index=shard_index,
-                         shard_count=shard_count)  # fmt: skip
-        self.rows, self.length = rows, length
+                         shard_count=shard_count, rows=rows, local_rows=local_rows)  # fmt: skip
+        self.length = length
 
     def __next__(self) -> SFTBatch:
         taken, assignment = _take_first_fit(self.it, self.rows, self.length, len)
         if not taken:
             raise StopIteration
         cut = [ex.cut(self.length) for ex in taken]
-        batch = SFTBatch(*fill_rows(cut, assignment, self.rows, self.length))
-        self.stats = self.stats + batch_stats(cut, batch)
+        mine = self._mine(assignment)
+        batch = SFTBatch(*fill_rows(cut, mine, len(mine), self.length))
+        self.stats = self.stats + batch_stats([cut[i] for row in mine for i in row], batch)
         return batch
 
 
@@ -94,29 +110,33 @@ class PairStream(_Stream):
     mode "bucket": `rows` pairs a batch, one a row, row length the next power of two of the
     longest (<= max_len). mode "pack": fixed [rows, max_len] rows holding up to `pairs_per_row`
     pairs each, first-fit in stream order (see `collate_pairs`).
+    `local_rows` as in SFTStream (the bucket length is the whole global batch's).
     """
 
     def __init__(self, pairs: Sequence[TokenizedPair], *, rows: int, max_len: int, mode: str = "bucket",
                  pairs_per_row: int = 8, seed: int = 0, shuffle: bool = True, num_epochs: int | None = None,
-                 shard_index: int = 0, shard_count: int = 1):  # fmt: skip
+                 shard_index: int = 0, shard_count: int = 1, local_rows: Sequence[int] | None = None):  # fmt: skip
         if mode not in ("bucket", "pack"):
             raise ValueError(f"mode must be 'bucket' or 'pack', got {mode!r}")
         super().__init__(pairs, seed=seed, shuffle=shuffle, num_epochs=num_epochs, shard_index=shard_index,
-                         shard_count=shard_count)  # fmt: skip
-        self.rows, self.max_len, self.mode, self.pairs_per_row = rows, max_len, mode, pairs_per_row
+                         shard_count=shard_count, rows=rows, local_rows=local_rows)  # fmt: skip
+        self.max_len, self.mode, self.pairs_per_row = max_len, mode, pairs_per_row
 
     def __next__(self) -> PairBatch:
-        if self.mode == "bucket":
+        if self.mode == "bucket":  # one pair a row, as collate_pairs(mode="bucket") places them
             taken = self.it.next_batch(self.rows)
             if not taken:
                 raise StopIteration
-            batch, stats = collate_pairs(taken, max_len=self.max_len, rows=self.rows)
+            assignment, slots = [[i] for i in range(len(taken))], 1
+            width = bucket_length(max(_pair_size(p) for p in taken), maximum=self.max_len)
         else:
             taken, assignment = _take_first_fit(self.it, self.rows, self.max_len, _pair_size, self.pairs_per_row)
             if not taken:
                 raise StopIteration
-            batch, stats = place_pairs(taken, assignment, num_rows=self.rows, length=self.max_len,
-                                       slots=self.pairs_per_row, max_len=self.max_len)  # fmt: skip
+            slots, width = self.pairs_per_row, self.max_len
+        mine = self._mine(assignment)
+        batch, stats = place_pairs(taken, mine, num_rows=len(mine), length=width, slots=slots,
+                                   max_len=self.max_len)  # fmt: skip
         self.stats = self.stats + stats
         return batch
 

@@ -10,6 +10,9 @@ Every entry has the signature `fn(solution: str, gold: str | Sequence[str]) -> f
   gold's distinct words, else 0; best over the golds.
 - "em": SQuAD exact match of the last `\\boxed{}` answer; "f1": SQuAD token F1 of it.
 - an LLM judge, once registered with `coa_jax.env.judge.register_llm_judge`.
+
+Under the built-in rules a gold that normalises to nothing (e.g. "the", " ", ".") is skipped and an
+answer that normalises to nothing scores 0, so "" never matches "".
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ def reference_score(solution: str, gold: str, *, action_tags: Sequence[str] = (S
     if answer is None:
         return 0.0
     target = normalize_answer(gold)
+    if not answer or not target:  # "" would equal "" (and be contained in everything)
+        return 0.0
     if answer == target:
         return 1.0
     if target in answer or answer in target:  # the reference scores partial containment 0
@@ -81,7 +86,7 @@ def boxed_prediction(solution: str) -> str:
 def exact_match(prediction: str, gold: Gold) -> float:
     """1.0 if the SQuAD-normalised prediction equals a SQuAD-normalised gold answer."""
     pred = squad_normalize(prediction)
-    return float(any(pred == squad_normalize(g) for g in split_golds(gold)))
+    return float(bool(pred) and any(pred == squad_normalize(g) for g in split_golds(gold)))
 
 
 def token_f1(prediction: str, gold: Gold) -> float:
@@ -90,6 +95,8 @@ def token_f1(prediction: str, gold: Gold) -> float:
     best = 0.0
     for g in split_golds(gold):
         target = squad_normalize(g)
+        if not pred or not target:
+            continue
         if (pred in ("yes", "no", "noanswer") or target in ("yes", "no", "noanswer")) and pred != target:
             continue
         common = collections.Counter(pred.split()) & collections.Counter(target.split())

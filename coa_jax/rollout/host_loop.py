@@ -234,7 +234,7 @@ class HostLoop:
             for slot, rec, action, result in zip(group.slots, group.records, group.actions, results):
                 rec.pending = None
                 rec.calls.append(ToolCall(action.tool, action.query, ok=result.ok, latency_s=result.latency_s,
-                                          wait_s=wait))
+                                          wait_s=wait, error=result.error))
                 ids = list(self.e.codec.encode(result.text, add_special_tokens=False)) if result.text else []
                 if not self._fits(rec, len(ids)):
                     self._force(slot, rec, "tokens")

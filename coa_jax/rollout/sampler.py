@@ -130,22 +130,22 @@ class Sampler:
         self._decode_fns: dict[int, callable] = {}
         self._control = jax.jit(self._control_impl, in_shardings=(self.state_shardings, RowControl(*[row] * 6)),
                                 out_shardings=self.state_shardings, donate_argnums=(0,))
+        # built once: a jit of a fresh closure per call would compile again on every rollout
+        self._zeros = jax.jit(self._zeros_impl, out_shardings=self.state_shardings)
 
     def init_state(self) -> SamplerState:
         """An empty cache (created in its shardings); every row inactive, seed = row index."""
+        return self._zeros()
+
+    def _zeros_impl(self) -> SamplerState:
         cfg, s = self.cfg, self.shape
         shape = (cfg.num_layers, s.batch, s.cache_len, cfg.num_kv_heads, cfg.resolved_head_dim)
         m = self.stops_SxM.shape[1]
-
-        @functools.partial(jax.jit, out_shardings=self.state_shardings)
-        def _zeros():
-            z = jnp.zeros(shape, jnp.dtype(cfg.dtype))
-            zb = jnp.zeros((s.batch,), jnp.int32)
-            return SamplerState(KVCache(z, z), zb, jnp.zeros((s.batch, cfg.vocab_size), jnp.float32),
-                                jnp.zeros((s.batch,), bool), zb, jnp.arange(s.batch, dtype=jnp.uint32), zb,
-                                jnp.full((s.batch, m), -2, jnp.int32))
-
-        return _zeros()
+        z = jnp.zeros(shape, jnp.dtype(cfg.dtype))
+        zb = jnp.zeros((s.batch,), jnp.int32)
+        return SamplerState(KVCache(z, z), zb, jnp.zeros((s.batch, cfg.vocab_size), jnp.float32),
+                            jnp.zeros((s.batch,), bool), zb, jnp.arange(s.batch, dtype=jnp.uint32), zb,
+                            jnp.full((s.batch, m), -2, jnp.int32))
 
     def window(self, longest: int) -> int:
         """The cache window a call needs when no row will be longer than `longest` tokens.

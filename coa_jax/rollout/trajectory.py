@@ -34,6 +34,7 @@ class ToolCall:
       simulated: the policy wrote the observation itself (simulated environment).
       latency_s: the tool's own time for the batch this call was in.
       wait_s: from the call's submission to its observation being ready on the host.
+      error: why the call failed (the tool's `ToolResult.error`); None when it did not.
     """
 
     tool: str
@@ -43,6 +44,14 @@ class ToolCall:
     simulated: bool = False
     latency_s: float = 0.0
     wait_s: float = 0.0
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready record; `error` only when there is one."""
+        record = dataclasses.asdict(self)
+        if record["error"] is None:
+            del record["error"]
+        return record
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +110,7 @@ class Trajectory:
             "index": self.index, "prompt_index": self.prompt_index, "sample": self.sample,
             "prompt_len": self.prompt_len, "num_actions": self.num_actions, "finish": self.finish,
             "forced": self.forced, "wall_s": round(self.wall_s, 4), "response_text": self.response_text,
-            "tool_calls": [dataclasses.asdict(c) for c in self.tool_calls],
+            "tool_calls": [c.to_json() for c in self.tool_calls],
             "token_ids": self.token_ids.tolist(), "labels": self.labels.tolist(),
             "logprobs": [round(float(x), 6) for x in self.logprobs],
         }  # fmt: skip

@@ -34,14 +34,14 @@ def resolve_mesh_shape(cfg: MeshConfig, num_devices: int) -> tuple[int, int, int
 
 
 def make_mesh(cfg: MeshConfig, devices: list[jax.Device] | None = None) -> Mesh:
-    """A mesh over `devices` (default: all devices of all processes) with Auto axis types."""
+    """A mesh over `devices` (default: all devices of all processes) with Auto axis types.
+
+    `devices` may be a subset (a role's device set) or a TPU topology's devices for an
+    ahead-of-time compile; jax.make_mesh lays TPU devices out along the physical torus.
+    """
     devices = list(jax.devices()) if devices is None else list(devices)
     shape = resolve_mesh_shape(cfg, len(devices))
-    if devices == list(jax.devices()):
-        return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * 3)
-    import numpy as np
-
-    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES, axis_types=(AxisType.Auto,) * 3)
+    return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices)
 
 
 def validate_for_devices(cfg, num_devices: int) -> tuple[int, int, int]:

@@ -16,7 +16,9 @@ What protects a run (each case is tested, see RELIABILITY.md):
 - a checkpoint written for another model, another stage or another state layout (e.g. a changed
   optimizer) is refused with `IncompatibleCheckpoint`, naming what differs;
 - a failed write (full disk, quota) raises `CheckpointWriteError` naming the step; the previous
-  checkpoint is untouched (old steps are only deleted after a new one is committed).
+  checkpoint is untouched (old steps are only deleted after a new one is committed);
+- a restore of one named step (`restore(..., step=N)`, e.g. for an export) never falls back to
+  another: a missing or damaged step is `UnavailableStep`, naming the steps there are.
 """
 
 from __future__ import annotations
@@ -48,15 +50,40 @@ class UnusableCheckpoints(CheckpointError):
     """Checkpoints exist but none restores (each is named with its reason)."""
 
 
+class UnavailableStep(CheckpointError):
+    """The step asked for is not among the checkpoints, or does not restore intact."""
+
+
 class CheckpointWriteError(OSError):
     """Saving a checkpoint failed (e.g. the disk is full); earlier checkpoints are intact."""
 
 
 class Checkpointer:
-    def __init__(self, directory: str | pathlib.Path, *, keep: int = 3, async_save: bool = True):
+    """A run's checkpoint directory.
+
+    Args:
+      directory: where the steps live (created unless read_only).
+      keep / async_save: how many steps to keep; whether saves run in the background.
+      read_only: open an existing directory to restore from only: nothing is created, deleted,
+        cleaned up or set aside (the run that owns it may still be writing there).
+
+    Raises:
+      FileNotFoundError: read_only and the directory does not exist.
+    """
+
+    def __init__(self, directory: str | pathlib.Path, *, keep: int = 3, async_save: bool = True,
+                 read_only: bool = False):
         self.directory = pathlib.Path(directory).absolute()
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
-                                               create=True, cleanup_tmp_directories=True)
+        self.read_only = read_only
+        if read_only:
+            if not self.directory.is_dir():
+                raise FileNotFoundError(f"no checkpoint directory {self.directory}")
+            # not orbax's own read_only (it warns on every open): nothing here saves, deletes or cleans up
+            options = ocp.CheckpointManagerOptions(create=False, max_to_keep=None, cleanup_tmp_directories=False,
+                                                   enable_async_checkpointing=False)
+        else:
+            options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
+                                                   create=True, cleanup_tmp_directories=True)
         self.manager = ocp.CheckpointManager(self.directory, options=options)
         self._pending: int | None = None  # the step of a save that may still be in flight
         self._failed = False
@@ -67,6 +94,8 @@ class Checkpointer:
         Raises:
           CheckpointWriteError: this save, or an earlier async one, could not be written.
         """
+        if self.read_only:
+            raise RuntimeError(f"{self.directory} was opened read-only")
         meta = {**meta, "layout": state_layout(state), "fingerprint": fingerprint(state)}
         self.wait()  # orbax would wait for the previous save anyway; this names it if it failed
         with self._write_errors(step):
@@ -87,49 +116,51 @@ class Checkpointer:
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
 
-    def restore(self, abstract_state, *, expect_model: dict | None = None, expect: dict | None = None):
+    def restore(self, abstract_state, *, expect_model: dict | None = None, expect: dict | None = None,
+                step: int | None = None):
         """(state, meta, step) of the newest checkpoint that restores intact, or None if there is none.
 
         Args:
           abstract_state: a pytree of jax.ShapeDtypeStruct with `sharding` set (the target layout).
           expect_model: the run's model config (as a dict); checkpoints for another are refused.
           expect: other meta values that must match (keys of MUST_MATCH, e.g. {"stage": "sft2"}).
+          step: restore exactly this step: no fallback to another, nothing set aside.
 
         Raises:
-          IncompatibleCheckpoint: the newest readable checkpoint is for another model, stage or layout.
+          IncompatibleCheckpoint: the newest readable checkpoint (or `step`) is for another model,
+            stage or layout.
           UnusableCheckpoints: there are checkpoints but none restores intact.
+          UnavailableStep: `step` is not there or does not restore intact (names the steps there are).
         """
+        if step is not None:
+            return self._restore_exactly(step, abstract_state, expect_model, expect or {})
         unusable: list[tuple[int, str]] = []
-        for step in reversed(self.steps()):
+        for candidate in reversed(self.steps()):
             try:
-                meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-                if not isinstance(meta, dict):
-                    raise ValueError(f"meta is a {type(meta).__name__}, not an object")
-            except Exception as err:  # corrupt metadata: fall back to the previous checkpoint
-                unusable.append((step, self._warn(step, "is unreadable", err)))
-                continue
-            problems = _incompatibilities(meta, abstract_state, expect_model, expect or {})
-            if problems:
-                raise IncompatibleCheckpoint(f"checkpoint {self.directory}/{step} does not fit this run: "
-                                             + "; ".join(problems))
-            try:
-                state = self.manager.restore(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract_state)))["state"]
-            except Exception as err:
-                unusable.append((step, self._warn(step, "failed to restore", err)))
-                continue
-            damaged = _fingerprint_mismatch(meta.get("fingerprint"), state)
-            if damaged:
-                unusable.append((step, self._warn(step, "is corrupted", f"fingerprint differs at {damaged}")))
+                state, meta = self._restore_step(candidate, abstract_state, expect_model, expect or {})
+            except _Damaged as err:  # fall back to the previous checkpoint
+                unusable.append((candidate, self._warn(candidate, err.what, err.why)))
                 continue
             if unusable:
                 self._set_aside([s for s, _ in unusable])
-            return state, meta, step
+            return state, meta, candidate
         if unusable:
             reasons = "; ".join(f"step {s}: {why}" for s, why in unusable)
             raise UnusableCheckpoints(f"no checkpoint in {self.directory} restores ({reasons}); nothing was "
                                       f"changed: move the directory away to start over")
         return None
+
+    def read_meta(self, step: int) -> dict:
+        """The JSON record saved with `step` (model config, stage, data position, ...).
+
+        Raises:
+          UnavailableStep: no such step, or its record is unreadable.
+        """
+        self._require(step)
+        try:
+            return self._meta(step)
+        except _Damaged as err:
+            raise self._unavailable(step, f"{err.what} ({_first_line(err.why)})") from None
 
     def close(self) -> None:
         """Wait for pending saves and release the manager (a failed save is raised once, not again here)."""
@@ -149,14 +180,65 @@ class Checkpointer:
 
     # ---- internals -------------------------------------------------------------------------
 
+    def _meta(self, step: int) -> dict:
+        try:
+            meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+            if not isinstance(meta, dict):
+                raise ValueError(f"meta is a {type(meta).__name__}, not an object")
+        except Exception as err:  # corrupt metadata
+            raise _Damaged("is unreadable", err) from err
+        return meta
+
+    def _restore_step(self, step: int, abstract_state, expect_model: dict | None, expect: dict):
+        """(state, meta) of `step`, checked against the run and its fingerprint.
+
+        Raises:
+          IncompatibleCheckpoint: written for another model, stage or layout.
+          _Damaged: unreadable, failing to restore, or not matching its fingerprint.
+        """
+        meta = self._meta(step)
+        problems = _incompatibilities(meta, abstract_state, expect_model, expect)
+        if problems:
+            raise IncompatibleCheckpoint(f"checkpoint {self.directory}/{step} does not fit this run: "
+                                         + "; ".join(problems))
+        try:
+            state = self.manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract_state)))["state"]
+        except Exception as err:
+            raise _Damaged("failed to restore", err) from err
+        damaged = _fingerprint_mismatch(meta.get("fingerprint"), state)
+        if damaged:
+            raise _Damaged("is corrupted", f"fingerprint differs at {damaged}")
+        return state, meta
+
+    def _restore_exactly(self, step: int, abstract_state, expect_model: dict | None, expect: dict):
+        self._require(step)
+        try:
+            state, meta = self._restore_step(step, abstract_state, expect_model, expect)
+        except _Damaged as err:
+            raise self._unavailable(step, f"{err.what} ({_first_line(err.why)})") from None
+        return state, meta, step
+
+    def _require(self, step: int) -> None:
+        if step not in self.steps():
+            raise self._unavailable(step, "does not exist")
+
+    def _unavailable(self, step: int, why: str) -> UnavailableStep:
+        steps = self.steps()
+        others = ", ".join(str(s) for s in steps if s != step) or "none"
+        return UnavailableStep(f"checkpoint step {step} in {self.directory} {why}; "
+                               f"{'other steps' if step in steps else 'steps'} there: {others}")
+
     def _warn(self, step: int, what: str, err) -> str:
-        why = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
+        why = _first_line(err)
         log.warning("checkpoint %s/%d %s (%s); trying the previous one", self.directory, step, what, why)
         return f"{what} ({why})"
 
     def _set_aside(self, steps: list[int]) -> None:
         """Move unusable steps out of the manager's directory (kept for inspection, never deleted),
         so the run can write those step numbers again."""
+        if self.read_only:
+            return
         aside = self.directory.parent / f"{self.directory.name}_unusable"
         aside.mkdir(parents=True, exist_ok=True)
         for step in steps:
@@ -172,6 +254,18 @@ class Checkpointer:
 
     def _write_errors(self, step: int | None):
         return _WriteErrors(self, step)
+
+
+class _Damaged(Exception):
+    """A checkpoint step that cannot be used: `what` happened, `why` (an exception or text)."""
+
+    def __init__(self, what: str, why):
+        super().__init__(what)
+        self.what, self.why = what, why
+
+
+def _first_line(err) -> str:
+    return str(err).splitlines()[0][:300] if str(err) else type(err).__name__
 
 
 class _WriteErrors:

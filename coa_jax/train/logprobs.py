@@ -19,12 +19,22 @@ def token_logprobs(cfg: ModelConfig, params: Params, tokens_BxT, positions_BxT, 
     """(logp_BxT, entropy_BxT or None): log-prob of each token given its prefix, at `temperature`."""
     logits_BxTxV, _ = forward(cfg, params, tokens_BxT, positions_BxT, segment_ids_BxT=segment_ids_BxT,
                               sharder=sharder)
-    logits_BxTxV = logits_BxTxV[:, :-1] / temperature
+    if not (isinstance(temperature, (int, float)) and temperature == 1.0):  # skip a [B, T, V] pass
+        logits_BxTxV = logits_BxTxV / temperature
+    # Score every position against the *next* token and shift the [B, T] results, rather than
+    # slicing the [B, T, V] logits: the slice's backward is a pad of the whole logits gradient
+    # that XLA:CPU fuses into a transposed copy (the costliest op of the SFT step in a profile).
+    next_BxT = jnp.pad(tokens_BxT[:, 1:], ((0, 0), (0, 1)))
     logz_BxT = jax.nn.logsumexp(logits_BxTxV, axis=-1)
-    picked_BxT = jnp.take_along_axis(logits_BxTxV, tokens_BxT[:, 1:, None], axis=-1)[..., 0]
-    logp_BxT = jnp.pad(picked_BxT - logz_BxT, ((0, 0), (1, 0)))
+    picked_BxT = jnp.take_along_axis(logits_BxTxV, next_BxT[:, :, None], axis=-1)[..., 0]
+    logp_BxT = _shift_right(picked_BxT - logz_BxT)
     entropy_BxT = None
     if with_entropy:
         probs = jax.nn.softmax(logits_BxTxV, axis=-1)
-        entropy_BxT = jnp.pad(logz_BxT - jnp.sum(probs * logits_BxTxV, axis=-1), ((0, 0), (1, 0)))
+        entropy_BxT = _shift_right(logz_BxT - jnp.sum(probs * logits_BxTxV, axis=-1))
     return logp_BxT, entropy_BxT
+
+
+def _shift_right(x_BxT):
+    """Position t takes the value computed at t - 1; position 0 gets 0 (it has no prediction)."""
+    return jnp.pad(x_BxT[:, :-1], ((0, 0), (1, 0)))

@@ -14,6 +14,7 @@ import pathlib
 
 import jax
 
+from coa_jax.config.errors import ConfigError
 from coa_jax.config.loading import to_dict
 from coa_jax.config.schema import Config
 from coa_jax.env.rewards import get_reward
@@ -48,6 +49,7 @@ def run_rl(cfg: Config, env: str, *, init: str, out: str | pathlib.Path) -> path
     model_cfg, params, tokenizer = workspace.initial_model(cfg, init, train_sharder, world / "tokenizer")
     reference = ReferenceModel(params, offload=rl.ref_offload)  # frozen; the train state's copy is donated
     prompt_ids, golds, _ = workspace.world_prompts(cfg, world, tokenizer, "train")
+    check_prompt_lengths(prompt_ids, cfg.rollout.max_prompt_tokens)
     registry = workspace.build_registry(cfg, world, tokenizer)
     engine = RolloutEngine(model_cfg, sample_sharder, cfg.rollout, tokenizer, eos_ids=eos_ids(tokenizer),
                            registry=registry)
@@ -71,6 +73,21 @@ def run_rl(cfg: Config, env: str, *, init: str, out: str | pathlib.Path) -> path
     summary = run_summary(out)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return workspace.finish_stage(out, result.state.params, model_cfg, tokenizer)
+
+
+def check_prompt_lengths(prompt_ids, limit: int) -> None:
+    """Refuse a training set holding a prompt the rollout cannot take, when the stage starts
+    (the engine would refuse it only at the step that samples it).
+
+    Raises:
+      ConfigError: naming `rollout.max_prompt_tokens`, the first bad prompts' indices and lengths.
+    """
+    bad = [(i, len(ids)) for i, ids in enumerate(prompt_ids) if not 0 < len(ids) <= limit]
+    if bad:
+        shown = ", ".join(f"prompt {i} has {n} tokens" for i, n in bad[:3])
+        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise ConfigError([("rollout.max_prompt_tokens", f"{shown}{more}; the limit is {limit} and prompts "
+                                                         f"must have 1..{limit} tokens")])
 
 
 def run_summary(out: pathlib.Path) -> dict:

@@ -4,10 +4,16 @@
 
 Stages: "reasoner" (the base model: pretraining text + CoT traces, never searches), "1" (CoT+A
 contrastive), "2" (CoA + CoT, observations masked), "3" (same data, observations included).
+
+Multi-host (every process runs this): process 0 builds the world and teacher data while the
+others wait; each process builds only its rows of every batch (`coa_jax.runtime.global_batch`);
+checkpoints are written by all processes together; process 0 alone writes config.json, metrics
+and the exported weights.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pathlib
@@ -18,16 +24,18 @@ import numpy as np
 from coa_jax.config.loading import to_dict
 from coa_jax.config.schema import Config, SFTConfig
 from coa_jax.data.collate import load_pair_examples, load_sft_examples
-from coa_jax.data.provenance import Provenance
+from coa_jax.data.provenance import Provenance, mask_through_last_observation
 from coa_jax.data.streams import PairStream, SFTStream
 from coa_jax.data.tokenize_sft import ChatTokenizer, TokenizedExample
 from coa_jax.models.params import param_shardings
+from coa_jax.runtime.global_batch import micro_rows
+from coa_jax.runtime.process import barrier, is_main, main_first
 from coa_jax.sharding.mesh import make_mesh, validate_for_devices
 from coa_jax.sharding.rules import TRAINING_RULES, Sharder
 from coa_jax.train import workspace
 from coa_jax.train.loop import run_loop
 from coa_jax.train.optimizer import make_optimizer
-from coa_jax.train.sft import ContrastiveBody, NextTokenBody, count_batches
+from coa_jax.train.sft import ContrastiveBody, NextTokenBody, batch_sharding, count_batches
 from coa_jax.train.step import init_train_state
 
 SFT_STAGES = ("reasoner", "1", "2", "3")
@@ -46,43 +54,64 @@ def run_sft(cfg: Config, stage: str, *, init: str, out: str | pathlib.Path, data
         return out / "hf"
     validate_for_devices(cfg, jax.device_count())
     sharder = Sharder(make_mesh(cfg.mesh), TRAINING_RULES)
-    world = workspace.world_dir(cfg, out.parent)
-    data_dir = pathlib.Path(data) if data else workspace.teacher_dir(cfg, world)
+    world = main_first("world", lambda: workspace.world_dir(cfg, out.parent))
+    data_dir = pathlib.Path(data) if data else main_first("teacher", lambda: workspace.teacher_dir(cfg, world))
     model_cfg, params, tokenizer = workspace.initial_model(cfg, init, sharder, world / "tokenizer")
     sc = stage_config(cfg, stage)
-    factory, body_cls = _data(stage, sc, cfg.seed, data_dir, world, ChatTokenizer(tokenizer), tokenizer)
+    multihost = jax.process_count() > 1
+    # the rows of each global batch this process builds (all of them in a single process)
+    mine = micro_rows(batch_sharding(sharder, sc.micro_batches, sc.batch_rows, sc.max_len), sc.micro_batches,
+                      sc.batch_rows, sc.max_len) if multihost else None
+    factory, body_cls = _data(stage, sc, cfg.seed, data_dir, world, ChatTokenizer(tokenizer), tokenizer, mine)
     total = sc.steps or max(1, math.ceil(sc.epochs * count_batches(factory)))
     optimizer = make_optimizer(sc.optim, total, params)
     shardings = param_shardings(model_cfg, sharder)
     state = init_train_state(params, optimizer, shardings)
     state_shardings = jax.tree.map(lambda x: x.sharding, state)
     stream = factory(num_epochs=None)
+    global_rows = sc.batch_rows // sc.micro_batches if multihost else None
     if body_cls is ContrastiveBody:
         body = ContrastiveBody(model_cfg, sharder, stream, params=sc.contrastive, optimizer=optimizer,
-                               state_shardings=state_shardings, micro_batches=sc.micro_batches)
+                               state_shardings=state_shardings, micro_batches=sc.micro_batches,
+                               global_rows=global_rows)
     else:
         body = NextTokenBody(model_cfg, sharder, stream, include_observations=(stage == "3"), optimizer=optimizer,
-                             state_shardings=state_shardings, micro_batches=sc.micro_batches)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({"stage": f"sft{stage}", "init": init, "config": to_dict(cfg)},
-                                                indent=2))
+                             state_shardings=state_shardings, micro_batches=sc.micro_batches, global_rows=global_rows)
+    if is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps({"stage": f"sft{stage}", "init": init, "config": to_dict(cfg)},
+                                                    indent=2))
     result = run_loop(out, state, total, body, sc.loop, meta={"stage": f"sft{stage}"}, model_dict=to_dict(model_cfg),
                       progress=f"sft-{stage}", get_data_state=body.get_state, set_data_state=body.set_state)
-    return workspace.finish_stage(out, result.state.params, model_cfg, tokenizer)
+    return export_once(out, result.state.params, model_cfg, tokenizer)
+
+
+def export_once(out: pathlib.Path, params, model_cfg, tokenizer) -> pathlib.Path:
+    """OUT/hf written by process 0 (weights gathered to host first when sharded across processes)."""
+    if jax.process_count() == 1:
+        return workspace.finish_stage(out, params, model_cfg, tokenizer)
+    from jax.experimental import multihost_utils
+
+    host = multihost_utils.process_allgather(params, tiled=True)  # every process takes part; numpy trees
+    if is_main():
+        workspace.finish_stage(out, host, model_cfg, tokenizer)
+    barrier("export")
+    return out / "hf"
 
 
 def _data(stage: str, sc: SFTConfig, seed: int, data_dir: pathlib.Path, world: pathlib.Path, chat: ChatTokenizer,
-          tokenizer):
-    """(stream factory(num_epochs), body class) for the stage."""
+          tokenizer, local_rows: list[int] | None = None):
+    """(stream factory(num_epochs), body class) for the stage; streams build only `local_rows`."""
     if stage == "1":
         pairs, _ = load_pair_examples(data_dir / "CoT+A_data.json", chat, max_len=sc.max_len)
         return (lambda num_epochs: PairStream(pairs, rows=sc.batch_rows, max_len=sc.max_len, seed=seed,
-                                              num_epochs=num_epochs)), ContrastiveBody
+                                              num_epochs=num_epochs, local_rows=local_rows)), ContrastiveBody
     if stage == "reasoner":
         examples = plain_text_examples((world / "pretrain.txt").read_text().splitlines(), tokenizer, sc.max_len)
-        traces = data_dir / "reasoner_traces.jsonl"
-        if traces.exists():
-            examples += load_sft_examples(traces, chat, max_len=sc.max_len)
+        for name in ("reasoner_traces.jsonl", "reasoner_skills.jsonl"):
+            if (data_dir / name).exists():  # no token before an observation is a target: no tool calls
+                examples += [dataclasses.replace(e, labels=mask_through_last_observation(e.labels))
+                             for e in load_sft_examples(data_dir / name, chat, max_len=sc.max_len)]
     else:
         examples = []
         for name in ("CoA_data.jsonl", "CoT_data.jsonl"):
@@ -91,7 +120,7 @@ def _data(stage: str, sc: SFTConfig, seed: int, data_dir: pathlib.Path, world: p
     if not examples:
         raise FileNotFoundError(f"no SFT data for stage {stage} in {data_dir}")
     return (lambda num_epochs: SFTStream(examples, rows=sc.batch_rows, length=sc.max_len, seed=seed,
-                                         num_epochs=num_epochs)), NextTokenBody
+                                         num_epochs=num_epochs, local_rows=local_rows)), NextTokenBody
 
 
 def plain_text_examples(lines: list[str], tokenizer, max_len: int) -> list[TokenizedExample]:

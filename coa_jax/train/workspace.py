@@ -1,7 +1,8 @@
 """Where a run's inputs come from: the world, the teacher data, the starting weights, the tokenizer.
 
 A finished stage writes `OUT/hf/` (a Hugging Face directory with the tokenizer), so any stage's
-output is a valid `--init` for the next one and loads in `transformers` as well.
+output is a valid `--init` for the next one and loads in `transformers` as well. The directory is
+written as `OUT/hf.partial/` and renamed when complete, so an `hf/` that exists is whole.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pathlib
+import shutil
 
 import jax
 
@@ -17,6 +19,7 @@ from coa_jax.models.hf_export import export_hf
 from coa_jax.models.loading import load_model
 from coa_jax.models.model_config import ModelConfig
 from coa_jax.models.params import Params, init_params
+from coa_jax.models.tensor_sources import CheckpointError
 from coa_jax.models.tokenizer import load_tokenizer
 from coa_jax.sharding.rules import Sharder
 
@@ -63,13 +66,21 @@ def initial_model(cfg: Config, init: str, sharder: Sharder, tokenizer_fallback: 
     """(model config, params in `sharder`'s layout, tokenizer) for a stage's starting point.
 
     init "" means random weights of `cfg.model` (the tokenizer then comes from cfg.tokenizer or
-    `tokenizer_fallback`, e.g. the world's).
+    `tokenizer_fallback`, e.g. the world's), its vocabulary raised to fit the tokenizer.
+
+    Raises:
+      CheckpointError: the tokenizer has more tokens than the checkpoint's embedding has rows (the
+        embedding lookup would silently clamp the extra ids).
     """
     if init:
         src = resolve_init(init)
         model_cfg, params = load_model(src, sharder, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype,
                                        remat=cfg.model.remat)
         tokenizer = load_tokenizer(cfg.tokenizer or src)
+        if len(tokenizer) > model_cfg.vocab_size:
+            raise CheckpointError(f"the tokenizer ({cfg.tokenizer or src}) has {len(tokenizer)} tokens but the "
+                                  f"checkpoint {src} has vocab_size {model_cfg.vocab_size}: ids from "
+                                  f"{model_cfg.vocab_size} up would have no embedding row")
         return model_cfg, params, tokenizer
     tok_path = cfg.tokenizer or tokenizer_fallback
     if not tok_path:
@@ -84,7 +95,50 @@ def initial_model(cfg: Config, init: str, sharder: Sharder, tokenizer_fallback: 
 
 def finish_stage(out_dir: str | pathlib.Path, params: Params, model_cfg: ModelConfig, tokenizer) -> pathlib.Path:
     """Export the final weights (and tokenizer) to OUT/hf."""
-    return export_hf(params, model_cfg, pathlib.Path(out_dir) / "hf", tokenizer=tokenizer)
+    return export_complete(params, model_cfg, pathlib.Path(out_dir) / "hf", tokenizer)
+
+
+def export_complete(params: Params, model_cfg: ModelConfig, dest: pathlib.Path, tokenizer) -> pathlib.Path:
+    """Write a Hugging Face directory at `dest` that exists only once complete.
+
+    The export goes to `<dest>.partial` (a stale one from a killed export is removed first) and
+    is renamed to `dest` at the end; an older `dest` is replaced. A kill at any point leaves
+    either no `dest`, the old one, or the new one whole (a stage counts as finished only when
+    `DONE` and `hf/config.json` exist, so a missing `hf/` is re-exported on the rerun).
+    """
+    dest = pathlib.Path(dest)
+    partial, old = dest.with_name(dest.name + ".partial"), dest.with_name(dest.name + ".old")
+    for stale in (partial, old):
+        if stale.exists():
+            shutil.rmtree(stale)
+    export_hf(params, model_cfg, partial, tokenizer=tokenizer)
+    if dest.exists():
+        dest.rename(old)  # a directory cannot be replaced in one rename; `old` goes once `dest` is in place
+    partial.rename(dest)
+    if old.exists():
+        shutil.rmtree(old)
+    return dest
+
+
+def run_tokenizer_path(cfg: Config, init: str, out_dir: str | pathlib.Path) -> pathlib.Path:
+    """Where the tokenizer of the run in `out_dir` comes from, the same choice `initial_model` makes
+    (its exported `hf/` first), without building anything.
+
+    Raises:
+      FileNotFoundError: naming the place it should be.
+    """
+    out = pathlib.Path(out_dir)
+    if (out / "hf" / "config.json").exists():
+        return out / "hf"
+    if cfg.tokenizer:
+        path = pathlib.Path(cfg.tokenizer)
+    elif init:
+        path = resolve_init(init)
+    else:
+        path = (pathlib.Path(cfg.world.dir) if cfg.world.dir else out.parent / "world") / "tokenizer"
+    if not path.exists():
+        raise FileNotFoundError(f"the tokenizer of run {out} should be at {path}, which does not exist")
+    return path
 
 
 def _round_up(n: int, k: int) -> int:
