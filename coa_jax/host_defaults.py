@@ -14,6 +14,9 @@ Why, from profiles of the SFT step of configs/default.py on the 2-core machine i
   zeroing pages. One arena, no mmap and no trimming keep freed blocks in the heap for the next
   step (0 faults per step after the first; a 64 MiB elementwise op 8x faster). The cost is that
   the heap does not shrink back after a peak, which a training process does not need.
+* A persistent compilation cache (JAX_COMPILATION_CACHE_DIR, default ~/.cache/coa_jax/xla, kept
+  if already set): a rerun, a resumed run or the next stage of the pipeline loads the programs
+  compiled before instead of compiling them again (tens of seconds per stage on a CPU).
 * Nothing else is changed by default, after measuring (BENCHMARKS.md, "CPU settings"): XLA's
   YNNPACK fusions are kept (turning them off helped only while the model's layout caused
   transposes, since fixed in models/linear.py and models/attention.py); float32 stays the CPU
@@ -28,13 +31,15 @@ import os
 import platform
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8  # glibc mallopt parameters
+COMPILE_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "coa_jax", "xla")
 
 
-def apply() -> dict[str, bool]:
+def apply() -> dict[str, object]:
     """Apply the defaults to this process (idempotent); returns what was applied."""
     if os.environ.get("COA_JAX_HOST_DEFAULTS", "1") == "0":
-        return {"malloc": False}
-    return {"malloc": _tune_glibc_malloc()}
+        return {"malloc": False, "compile_cache": os.environ.get("JAX_COMPILATION_CACHE_DIR")}
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", COMPILE_CACHE)
+    return {"malloc": _tune_glibc_malloc(), "compile_cache": os.environ["JAX_COMPILATION_CACHE_DIR"]}
 
 
 def _tune_glibc_malloc() -> bool:

@@ -1,10 +1,13 @@
-"""Qwen2.5-7B-Instruct (a non-reasoning 7B start): the paper's recipe (configs/r1_distill_qwen_7b.py) with this model.
+"""Qwen2.5-7B-Instruct (a non-reasoning 7B start):
+the paper's recipe (configs/r1_distill_qwen_7b.py) with this model.
 
 Fit:    python launch/aot_check.py --config configs/qwen2_5_7b_instruct.py:v5p-16 --topology v5p-16
-Run:    python -m coa_jax sft --stage 1 --config configs/qwen2_5_7b_instruct.py:gpu8 --data DIR --out runs/sft1   (then 2, 3, rl)
+Run:    python -m coa_jax sft --stage 1 --config configs/qwen2_5_7b_instruct.py:gpu8 --data DIR --out runs/sft1
+        (then --stage 2, 3 and rl, each with --init the previous run)
 Tiny:   --config configs/qwen2_5_7b_instruct.py:tiny   (the recipe shrunk to the embedded world, CPU)
 
-Weights: `init` is a Hugging Face directory (`huggingface-cli download Qwen/Qwen2.5-7B-Instruct --local-dir checkpoints/Qwen2.5-7B-Instruct`);
+Weights: `init` is a Hugging Face directory
+(`huggingface-cli download Qwen/Qwen2.5-7B-Instruct --local-dir checkpoints/Qwen2.5-7B-Instruct`);
 its config.json wins over `MODEL`, which only describes it for the AOT check.
 Variants are meshes: v5p-16 (default), v4-32, gpu8 (see the paper config).
 """

@@ -1,10 +1,13 @@
-"""DeepSeek-R1-Distill-Qwen-1.5B (the paper's model family, 1.5B): the paper's recipe (configs/r1_distill_qwen_7b.py) with this model.
+"""DeepSeek-R1-Distill-Qwen-1.5B (the paper's model family, 1.5B):
+the paper's recipe (configs/r1_distill_qwen_7b.py) with this model.
 
 Fit:    python launch/aot_check.py --config configs/r1_distill_qwen_1_5b.py:v5p-16 --topology v5p-16
-Run:    python -m coa_jax sft --stage 1 --config configs/r1_distill_qwen_1_5b.py:gpu8 --data DIR --out runs/sft1   (then 2, 3, rl)
+Run:    python -m coa_jax sft --stage 1 --config configs/r1_distill_qwen_1_5b.py:gpu8 --data DIR --out runs/sft1
+        (then --stage 2, 3 and rl, each with --init the previous run)
 Tiny:   --config configs/r1_distill_qwen_1_5b.py:tiny   (the recipe shrunk to the embedded world, CPU)
 
-Weights: `init` is a Hugging Face directory (`huggingface-cli download deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --local-dir checkpoints/DeepSeek-R1-Distill-Qwen-1.5B`);
+Weights: `init` is a Hugging Face directory
+(`huggingface-cli download deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --local-dir checkpoints/DeepSeek-R1-Distill-Qwen-1.5B`);
 its config.json wins over `MODEL`, which only describes it for the AOT check.
 Variants are meshes: v5p-16 (default), v4-32, gpu8 (see the paper config); on v4-32 the tensor axis
 is 2, not 4: the 2 KV heads split at most 2 ways, and a 4-way axis would replicate the KV cache.

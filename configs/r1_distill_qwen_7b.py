@@ -4,7 +4,8 @@ Run:    python -m coa_jax sft --stage 1 --config configs/r1_distill_qwen_7b.py:g
         (DIR: the reference's CoT_data.jsonl, CoA_data.jsonl, CoT+A_data.json; then --stage 2 --init runs/sft1 ...)
 Fit:    python launch/aot_check.py --config configs/r1_distill_qwen_7b.py:v5p-16 --topology v5p-16
 RL:     python -m coa_jax rl --env schedule --config configs/r1_distill_qwen_7b.py:gpu8 --init runs/sft3 --out runs/rl
-Pod:    launch/tpu_pod.sh --name coa --zone ZONE --type v5p-16 up -- sft --stage 1 --config configs/r1_distill_qwen_7b.py:v5p-16 ...
+Pod:    launch/tpu_pod.sh --name coa --zone ZONE --type v5p-16 up -- sft --stage 1 \
+            --config configs/r1_distill_qwen_7b.py:v5p-16 ...
 Tiny:   --config configs/r1_distill_qwen_7b.py:tiny   (the same recipe shrunk to the embedded world, CPU)
 
 Weights: `init` is a Hugging Face directory (`huggingface-cli download deepseek-ai/DeepSeek-R1-Distill-Qwen-7B

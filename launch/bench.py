@@ -38,6 +38,8 @@ def _pin_cores(argv: list[str]) -> list[int]:
 
 
 CORES = _pin_cores(sys.argv)
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # a GPU is shared with the peer's process
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", "")  # compile times are measured cold (set it to measure warm)
 APPLIED = host_defaults.apply()  # before JAX starts its threads
 
 import jax  # noqa: E402
@@ -60,6 +62,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="write the results as JSON")
     p.add_argument("--model", default=None, help="model shape: world, smollm2-135m, qwen2-1.5b, qwen2-7b")
     p.add_argument("--dtype", default=None, help="compute dtype (default float32 on CPU, bfloat16 on GPU)")
+    p.add_argument("--remat", default="none", help="t1: activation checkpointing policy (none, full, dots, ...)")
+    p.add_argument("--attention", default="xla", help="t1/d1: attention implementation (xla, cudnn on GPUs)")
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--seq", type=int, default=None, help="tokens per row (t1, r1) / context (d1)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per setup")
@@ -83,7 +87,8 @@ def environment() -> dict:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = None
-    return {"platform": platform.platform(), "processor": _cpu_model(), "cpu_count": os.cpu_count(), "cores_used": CORES,
+    return {"platform": platform.platform(), "processor": _cpu_model(), "cpu_count": os.cpu_count(),
+            "cores_used": CORES,
             "jax_devices": [str(d) for d in jax.devices()], "versions": versions, "host_defaults": APPLIED,
             "xla_flags": os.environ.get("XLA_FLAGS", ""), "load_average": os.getloadavg()}
 
@@ -102,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
 
     module = importlib.import_module(BENCHMARKS[opts.bench][0])
     env = environment()
-    print(f"{opts.bench}: {BENCHMARKS[opts.bench][1]}  |  {env['processor']}, {len(CORES)} of {env['cpu_count']} cores, "
+    print(f"{opts.bench}: {BENCHMARKS[opts.bench][1]}  |  {env['processor']}, "
+          f"{len(CORES)} of {env['cpu_count']} cores, "
           f"jax {env['versions']['jax']}, torch {env['versions']['torch']}, "
           f"transformers {env['versions']['transformers']}  |  load {env['load_average'][0]:.1f}", flush=True)
     ceil = ceilings.measure(quick=opts.quick)

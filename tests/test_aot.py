@@ -2,7 +2,6 @@
 and lowered for fake devices: no weights, no hardware), and compiled memory numbers."""
 
 import json
-import pathlib
 
 import jax
 import pytest

@@ -1,7 +1,6 @@
 """The client against deliberately bad servers: failures stay per query, counts are reported."""
 
 import asyncio
-import json
 import socket
 
 import pytest

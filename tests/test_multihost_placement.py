@@ -19,8 +19,10 @@ def _update(params):
     return jax.jit(lambda p: jax.tree.map(lambda x: x * 0.5 + 0.25, p))(params)
 
 
-@pytest.mark.parametrize("roles", [RolesConfig(), RolesConfig(rollout_devices=4, rollout_mesh=MeshConfig(data=2, tensor=2))],
-                         ids=["one-mesh", "separate-devices"])
+SEPARATE = RolesConfig(rollout_devices=4, rollout_mesh=MeshConfig(data=2, tensor=2))
+
+
+@pytest.mark.parametrize("roles", [RolesConfig(), SEPARATE], ids=["one-mesh", "separate-devices"])
 def test_sampler_weights_equal_trainer_weights_after_sync(roles):
     meshes = place_roles(MeshConfig(data=1, fsdp=-1), roles)
     trainer, sampler = Sharder(meshes.policy, TRAINING_RULES), Sharder(meshes.rollout, SAMPLING_RULES)

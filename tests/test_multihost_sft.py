@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from launch_helpers import ROOT, child_env, run_group
+from launch_helpers import ROOT, run_group
 
 STEPS = 3
 SETS = ["world.size=tiny", f"sft2.steps={STEPS}", "sft2.batch_rows=8", "sft2.max_len=128",
@@ -76,8 +76,8 @@ def test_pod_checkpoint_restores_on_one_device_with_the_same_logits(runs):
     opt = jax.eval_shape(make_optimizer(cfg.sft2.optim, STEPS).init, shapes)
     target = TrainState(shardings, optimizer_shardings(opt, shapes, shardings), one.replicated())
     ckpt = Checkpointer(run / "checkpoints", async_save=False)
-    state, meta, step = ckpt.restore(abstract_with_shardings(TrainState(shapes, opt, jax.ShapeDtypeStruct((), np.int32)),
-                                                             target))
+    abstract = TrainState(shapes, opt, jax.ShapeDtypeStruct((), np.int32))
+    state, meta, step = ckpt.restore(abstract_with_shardings(abstract, target))
     ckpt.close()
     assert step == STEPS and int(state.step) == STEPS and meta["data"]["position"] > 0
     assert {d for leaf in jax.tree.leaves(state) for d in leaf.devices()} == {jax.devices()[0]}

@@ -56,7 +56,9 @@ def test_a_bad_override_fails_before_anything_runs(tmp_path, capsys):
 
 
 def _fake_results(em: float) -> dict:
-    row = lambda label, x: {"label": label, "all": {"em_reference": x, "f1": x + 0.1, "mean_actions": 1.5}}  # noqa: E731
+    def row(label, x):
+        return {"label": label, "all": {"em_reference": x, "f1": x + 0.1, "mean_actions": 1.5}}
+
     return {"rows": [row("SFT-1+2", em), row("SFT-1+2+3 + RL-1+2", em + 0.05)], "timings_s": {"a": 10.0, "b": 5.0}}
 
 
@@ -92,4 +94,4 @@ def test_dry_run_prints_one_command_per_member(capsys):
     cmds = [x for x in lines if x.startswith("python -m coa_jax pipeline")]
     assert len(cmds) == 4 and all("--config configs/default.py:quick" in c and "--eval-limit 4" in c for c in cmds)
     assert "--set sft2.optim.lr=0.0003 --set rl.group_size=8 --set rl.prompts_per_step=2 --out runs/s/03_" in cmds[3]
-    assert lines[-1] == "python launch/sweep.py " + str(ROOT / "configs/sweep_quick.py") + " --out runs/s --collect-only"
+    assert lines[-1] == f"python launch/sweep.py {ROOT / 'configs/sweep_quick.py'} --out runs/s --collect-only"

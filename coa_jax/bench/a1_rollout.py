@@ -77,7 +77,8 @@ def _reference_worker(conn, hf_dir: str, url: str, cfg: RolloutConfig, threads: 
     torch.set_num_threads(threads)
     tok = transformers.AutoTokenizer.from_pretrained(hf_dir)
     options = {"url": url, "topk": 3, "max_tokens": 48, "cache_size": 0}
-    registry = ToolRegistry.from_config({"search": "http"}, {"search": options}, tokens=TokenCounter.from_tokenizer(tok))
+    registry = ToolRegistry.from_config({"search": "http"}, {"search": options},
+                                        tokens=TokenCounter.from_tokenizer(tok))
     model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
     loop = ReferenceLoop(model, tok, registry, cfg)
     conn.send("ready")

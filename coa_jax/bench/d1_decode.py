@@ -73,8 +73,9 @@ class TorchGenerate:
         config = transformers.AutoConfig.for_model(**{k: v for k, v in hf.items() if k != "architectures"})
         torch.manual_seed(0)
         dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[spec["dtype"]]
-        self.model = transformers.AutoModelForCausalLM.from_config(config).to(dtype).eval()
-        self.ids = torch.as_tensor(spec["tokens"], dtype=torch.long)
+        self.device = spec.get("device", "cpu")
+        self.model = transformers.AutoModelForCausalLM.from_config(config).to(device=self.device, dtype=dtype).eval()
+        self.ids = torch.as_tensor(spec["tokens"], dtype=torch.long, device=self.device)
         self.n = spec["new_tokens"]
         self.cache = "static"
         self.info = {"cache": "static"}
@@ -91,6 +92,8 @@ class TorchGenerate:
         with torch.no_grad():
             out = self.model.generate(input_ids=self.ids, attention_mask=torch.ones_like(self.ids), do_sample=False,
                                       max_new_tokens=n, min_new_tokens=n, pad_token_id=0, eos_token_id=None, **kw)
+        if self.device == "cuda":
+            torch.cuda.synchronize()
         return float((out.shape[1] - self.ids.shape[1]) * out.shape[0])
 
     def __call__(self, i: int) -> harness.Sample:
@@ -106,6 +109,7 @@ def run(opts, ceil) -> dict:
     import jax
 
     from coa_jax.bench.peer import PeerError, PeerProcess
+    from coa_jax.bench.t1_sft import torch_device
     from coa_jax.config.schema import MeshConfig
     from coa_jax.models.hf_config import model_config_to_hf
     from coa_jax.models.params import init_params
@@ -120,7 +124,7 @@ def run(opts, ceil) -> dict:
     if opts.seq:
         grid["contexts"] = (opts.seq,)
     repeats = opts.repeats or (3 if opts.quick else 5)
-    cfg = model_shape(grid["model"], dtype=opts.dtype)
+    cfg = model_shape(grid["model"], dtype=opts.dtype, attention=opts.attention)
     sharder = Sharder(make_mesh(MeshConfig(data=1), jax.devices()[:1]), SAMPLING_RULES)
     params = init_params(cfg, sharder, jax.random.key(0))
     dtype_bytes = np.dtype(jax.numpy.dtype(opts.dtype)).itemsize
@@ -139,7 +143,7 @@ def run(opts, ceil) -> dict:
             peer = None
             if not opts.no_peer:
                 spec = {"hf_config": model_config_to_hf(cfg, torch_dtype=opts.dtype), "dtype": opts.dtype,
-                        "tokens": ours.tokens, "new_tokens": n}
+                        "tokens": ours.tokens, "new_tokens": n, "device": torch_device()}
                 try:
                     peer = PeerProcess("coa_jax.bench.d1_decode:torch_runner", spec, len(os.sched_getaffinity(0)))
                     runners["transformers/prefill"] = lambda i: peer(2 * max(i, 0))

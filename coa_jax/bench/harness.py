@@ -97,7 +97,7 @@ class CompileCounter:
     EVENT = "/jax/core/compile/backend_compile_duration"
 
     def __init__(self):
-        self.count, self.seconds, self.names, self._on = 0, 0.0, [], False
+        self.count, self.seconds, self.names, self.durations, self._on = 0, 0.0, [], [], False
         jax.monitoring.register_event_duration_secs_listener(self._listen)
 
     def _listen(self, event: str, duration: float, **kwargs) -> None:
@@ -105,9 +105,10 @@ class CompileCounter:
             self.count += 1
             self.seconds += duration
             self.names.append(str(kwargs.get("fun_name", "?")))
+            self.durations.append(duration)
 
     def __enter__(self) -> CompileCounter:
-        self.count, self.seconds, self.names, self._on = 0, 0.0, [], True
+        self.count, self.seconds, self.names, self.durations, self._on = 0, 0.0, [], [], True
         return self
 
     def __exit__(self, *exc) -> None:

@@ -23,12 +23,12 @@ CONFIGS = {
 }
 
 
-def model_shape(name: str, *, dtype: str = "float32") -> ModelConfig:
+def model_shape(name: str, *, dtype: str = "float32", remat: str = "none", attention: str = "xla") -> ModelConfig:
     """The ModelConfig of a named shape, computing in `dtype` (parameters stay float32)."""
     if name not in CONFIGS:
         raise ValueError(f"unknown model shape {name!r}; choose from {sorted(CONFIGS)}")
     cfg = load_config(os.path.join(ROOT, CONFIGS[name])).model
-    return dataclasses.replace(cfg, dtype=dtype, remat="none")
+    return dataclasses.replace(cfg, dtype=dtype, remat=remat, attention=attention)
 
 
 def matmul_params(cfg: ModelConfig) -> int:

@@ -124,14 +124,15 @@ class TorchSFT:
         config._attn_implementation = "sdpa"
         torch.manual_seed(0)
         dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[spec["dtype"]]
-        self.model = transformers.AutoModelForCausalLM.from_config(config).to(dtype).train()
+        device = spec.get("device", "cpu")
+        self.model = transformers.AutoModelForCausalLM.from_config(config).to(device=device, dtype=dtype).train()
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4, weight_decay=0.01)
         b = spec["batch"]
-        self.tokens = torch.as_tensor(b["tokens"], dtype=torch.long)
-        self.positions = torch.as_tensor(b["positions"], dtype=torch.long)
+        self.tokens = torch.as_tensor(b["tokens"], dtype=torch.long, device=device)
+        self.positions = torch.as_tensor(b["positions"], dtype=torch.long, device=device)
         labels = self.tokens.clone()
         # HF shifts labels inside the loss: label t is predicted at t-1; mask like ours
-        labels[~torch.as_tensor(b["mask"])] = -100
+        labels[~torch.as_tensor(b["mask"], device=device)] = -100
         self.labels = labels
         forward = self.model
         self.info = {"torch": torch.__version__, "transformers": transformers.__version__, "compiled": False}
@@ -160,7 +161,14 @@ def torch_spec(cfg, batch: Batch, dtype: str, compile: bool) -> dict:
     from coa_jax.models.hf_config import model_config_to_hf
 
     return {"hf_config": model_config_to_hf(cfg, torch_dtype=dtype), "dtype": dtype, "compile": compile,
-            "batch": dataclasses.asdict(batch)}
+            "batch": dataclasses.asdict(batch), "device": torch_device()}
+
+
+def torch_device() -> str:
+    """The peer runs where ours runs: CUDA when JAX's default backend is a GPU."""
+    import jax
+
+    return "cuda" if jax.default_backend() == "gpu" else "cpu"
 
 
 def torch_runner(spec: dict) -> TorchSFT:
@@ -183,7 +191,7 @@ def run(opts, ceil) -> dict:
     rows, runs = [], {}
     for name, (b, t) in shapes.items():
         b, t = opts.batch or b, opts.seq or t
-        cfg = model_shape(name, dtype=opts.dtype)
+        cfg = model_shape(name, dtype=opts.dtype, remat=opts.remat, attention=opts.attention)
         batch = packed_batch(b, t, cfg.vocab_size)
         flops = step_flops(cfg, batch)
         tokens = int((batch.segments > 0).sum())

@@ -12,7 +12,9 @@ share every line of the layer:
   * cached: a KVCache whose slot index equals the token position. The chunk's k/v are scattered
     into slots `positions` (positions >= S are dropped, which is how padding tokens in an
     appended chunk leave the cache untouched) and queries attend to slots <= their position.
-    Prefill, one-token decode and appending observations to chosen rows are all this mode.
+    Prefill and appending observations to chosen rows are this mode; one-token decode is too,
+    except that each layer attends to the cache plus its own new k/v and the cache is written
+    once after the layer stack (see `attention.decode_step`).
 """
 
 from __future__ import annotations
@@ -90,6 +92,13 @@ class Attention(nn.Module):
         k_BxTxKxD = rope.apply_rope(k_BxTxKxD, cos, sin)
         q_BxTxHxD = constrain(self.sharder, q_BxTxHxD, ("batch", "length", "heads", "head_dim"))
 
+        if cache_kv is not None and x.shape[1] == 1:
+            # decode: attend to the cache plus this token; the Decoder writes every layer's new k/v
+            # into the cache after the stack (returned here as this layer's [B, 1, K, D] entries)
+            ck_BxSxKxD, cv_BxSxKxD = cache_kv
+            out_BxTxHxD = attention.decode_step(q_BxTxHxD, ck_BxSxKxD.astype(dtype), cv_BxSxKxD.astype(dtype),
+                                                k_BxTxKxD, v_BxTxKxD, positions_BxT)
+            return linear(out_BxTxHxD, wo.astype(dtype), in_dims=2), (k_BxTxKxD, v_BxTxKxD)
         if cache_kv is None:
             keys_BxSxKxD, values_BxSxKxD, new_cache = k_BxTxKxD, v_BxTxKxD, None
         else:
@@ -193,7 +202,16 @@ class Decoder(nn.Module):
         x_BxTxE, new_layer_cache = stack(cfg, self.sharder, name="layers")(
             x_BxTxE, layer_cache, cos, sin, mask, positions_BxT)
         x_BxTxE = RMSNorm(cfg, name="final_norm")(x_BxTxE)
-        new_cache = None if cache is None else KVCache(*new_layer_cache)
+        if cache is None:
+            new_cache = None
+        elif tokens_BxT.shape[1] == 1:  # decode: the layers returned their new [L, B, 1, K, D] entries
+            rows_Bx1 = jnp.arange(tokens_BxT.shape[0])[:, None]
+            k_new, v_new = new_layer_cache
+            # one in-place scatter per step; positions >= S (rows not decoding) are dropped
+            new_cache = KVCache(cache.k.at[:, rows_Bx1, positions_BxT].set(k_new.astype(cache.k.dtype), mode="drop"),
+                                cache.v.at[:, rows_Bx1, positions_BxT].set(v_new.astype(cache.v.dtype), mode="drop"))
+        else:
+            new_cache = KVCache(*new_layer_cache)
         if not cfg.tie_embeddings:
             w_ExV = _param(self, "lm_head", nn.initializers.normal(cfg.init_std), (cfg.hidden_size, cfg.vocab_size),
                            ("embed", "vocab"), cfg)
