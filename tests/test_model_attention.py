@@ -48,14 +48,14 @@ def test_blockwise_attention_matches_dense_values_and_gradients(t):
         np.testing.assert_allclose(a, b, atol=2e-4)
 
 
-def test_decode_step_equals_attention_over_the_updated_cache():
+def test_decode_attend_equals_dense_attention_over_the_cache():
     q, k, v, _, _ = _inputs(64, seed=1)
-    positions_Bx1 = jnp.asarray([[5], [40], [63]], jnp.int32)
+    positions_Bx1 = jnp.asarray([[0], [40], [63]], jnp.int32)  # first slot, middle, last
     q1 = q[:, :1]
-    k_new, v_new = k[:, :1] * 3.0, v[:, :1] - 1.0
-    rows = jnp.arange(3)[:, None]
-    k_upd = k.at[rows, positions_Bx1].set(k_new)
-    v_upd = v.at[rows, positions_Bx1].set(v_new)
-    expected = dense_reference(q1, k_upd, v_upd, attention.dense_mask(attention.cache_mask(positions_Bx1, 64)))
-    got = attention.decode_step(q1, k, v, k_new, v_new, positions_Bx1)  # the cache before the write
+    expected = dense_reference(q1, k, v, attention.dense_mask(attention.cache_mask(positions_Bx1, 64)))
+    got = attention.decode_attend(q1, k, v, positions_Bx1)
     np.testing.assert_allclose(got, expected, atol=1e-5)
+    # slots after the position do not matter
+    k_later = k.at[:, 41:].set(100.0)
+    np.testing.assert_allclose(attention.decode_attend(q1[1:2], k_later[1:2], v[1:2], positions_Bx1[1:2]),
+                               expected[1:2], atol=1e-5)

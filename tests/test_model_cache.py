@@ -94,3 +94,27 @@ def test_multi_token_stop_sequence_stops_the_row():
     assert int(out.num_B[0]) == first_hit + 1
     assert int(out.stop_B[0]) == 1
     assert int(state.lengths_B[0]) == 8 + first_hit + 1
+
+
+def test_sampler_holds_compute_dtype_weights_and_samples_exactly_as_from_float32():
+    """bf16 compute: Sampler.prepare narrows the weights (half the bytes per decode step) and the
+    sampled tokens and log-probs equal those decoded from the float32 weights, bit for bit."""
+    import dataclasses
+
+    cfg = dataclasses.replace(TINY, dtype="bfloat16")
+    params = tiny_params(cfg, role="sampling")
+    sampler = Sampler(cfg, single_device_sharder("sampling"), SamplerShape(2, 64, 8), SamplingParams())
+    narrow = sampler.prepare(params)
+    assert {leaf.dtype for leaf in jax.tree.leaves(narrow)} == {jnp.dtype(jnp.bfloat16)}
+    assert {leaf.dtype for leaf in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}  # untouched
+    prompt = np.random.RandomState(5).randint(0, cfg.vocab_size, (2, 8)).astype(np.int32)
+    outs = []
+    for p in (params, narrow):
+        state = sampler.append(p, sampler.init_state(), prompt, np.array([8, 6]))
+        _, out = sampler.decode(p, state, np.array([True, True]), np.array([8, 8]), jax.random.key(1))
+        outs.append((np.asarray(out.tokens_BxN), np.asarray(out.logprobs_BxN)))
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+    # float32 compute keeps float32 weights (nothing to narrow)
+    f32 = Sampler(TINY, single_device_sharder("sampling"), SamplerShape(2, 64, 8), SamplingParams())
+    assert {leaf.dtype for leaf in jax.tree.leaves(f32.prepare(tiny_params(role="sampling")))} == {jnp.dtype(jnp.float32)}

@@ -44,6 +44,7 @@ class Ours:
         self.jax, self.params, self.n = jax, params, new_tokens
         self.sampler = Sampler(cfg, sharder, SamplerShape(batch, context + new_tokens, new_tokens),
                                SamplingParams(temperature=0.0))
+        self.params = self.sampler.prepare(params)  # compute-dtype weights, as the rollout engine holds them
         self.tokens = np.random.default_rng(1).integers(0, cfg.vocab_size, (batch, context)).astype(np.int32)
         self.window = self.sampler.window(context + new_tokens)
         self.live = np.ones((batch,), bool)

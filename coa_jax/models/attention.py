@@ -180,29 +180,20 @@ def attend(q_BxTxHxD, k_BxSxKxD, v_BxSxKxD, mask: KeyMask, impl: str = "xla", *,
     return _attend(q_BxTxHxD, k_BxSxKxD, v_BxSxKxD, mask, causal)
 
 
-def decode_step(q_Bx1xHxD, k_BxSxKxD, v_BxSxKxD, k_new_Bx1xKxD, v_new_Bx1xKxD, positions_Bx1):
-    """One new token per row: attention over the cache slots before its position, plus itself.
+def decode_attend(q_Bx1xHxD, k_BxSxKxD, v_BxSxKxD, positions_Bx1):
+    """One query per row against a KV cache that already holds its own key and value.
 
-    The new token's own key and value come separately, so the caller can write every layer's new
-    entries into the cache once, after the layer stack (in place), instead of each layer copying
-    its cache to insert one slot. Cache K and V are read in their [B, S, K, D] layout with a
-    multiply-and-reduce (as matmuls, XLA would first transpose both to [B, K, S, D]); a decode
-    step is bound by reading the cache, so this is the cost that matters.
+    Slot s is visible when s <= the query's position. Cache K and V are read in their
+    [B, S, K, D] layout with a multiply-and-reduce (as matmuls, XLA:CPU would first transpose both
+    to [B, K, S, D]); a decode step is bound by reading the cache, so this is the cost that matters.
     """
     b, _, h, d = q_Bx1xHxD.shape
     s, kh = k_BxSxKxD.shape[1], k_BxSxKxD.shape[2]
     g = h // kh
-    scale = d ** -0.5
-    q_BxKxGxD = q_Bx1xHxD.reshape(b, kh, g, d).astype(jnp.float32)
-    cached_BxSxKxG = jnp.sum(q_BxKxGxD[:, None] * k_BxSxKxD[:, :, :, None, :].astype(jnp.float32), axis=-1) * scale
-    visible_BxS = jnp.arange(s, dtype=positions_Bx1.dtype)[None, :] < positions_Bx1
-    cached_BxSxKxG = jnp.where(visible_BxS[:, :, None, None], cached_BxSxKxG, _NEG)
-    self_BxKxG = jnp.sum(q_BxKxGxD * k_new_Bx1xKxD[:, 0, :, None, :].astype(jnp.float32), axis=-1) * scale
-    top_BxKxG = jnp.maximum(jnp.max(cached_BxSxKxG, axis=1), self_BxKxG)
-    p_cached_BxSxKxG = jnp.exp(cached_BxSxKxG - top_BxKxG[:, None])
-    p_self_BxKxG = jnp.exp(self_BxKxG - top_BxKxG)
-    total_BxKxG = jnp.sum(p_cached_BxSxKxG, axis=1) + p_self_BxKxG
-    out_BxKxGxD = (jnp.sum(p_cached_BxSxKxG[..., None] * v_BxSxKxD[:, :, :, None, :].astype(jnp.float32), axis=1)
-                   + p_self_BxKxG[..., None] * v_new_Bx1xKxD[:, 0, :, None, :].astype(jnp.float32))
-    out_BxKxGxD = out_BxKxGxD / total_BxKxG[..., None]
+    q_BxKxGxD = q_Bx1xHxD.reshape(b, kh, g, d).astype(jnp.float32) * d ** -0.5
+    logits_BxSxKxG = jnp.sum(q_BxKxGxD[:, None] * k_BxSxKxD[:, :, :, None, :].astype(jnp.float32), axis=-1)
+    visible_BxS = jnp.arange(s, dtype=positions_Bx1.dtype)[None, :] <= positions_Bx1
+    logits_BxSxKxG = jnp.where(visible_BxS[:, :, None, None], logits_BxSxKxG, _NEG)
+    probs_BxSxKxG = jax.nn.softmax(logits_BxSxKxG, axis=1)
+    out_BxKxGxD = jnp.sum(probs_BxSxKxG[..., None] * v_BxSxKxD[:, :, :, None, :].astype(jnp.float32), axis=1)
     return out_BxKxGxD.reshape(b, 1, h, d).astype(v_BxSxKxD.dtype)

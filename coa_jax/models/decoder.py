@@ -12,9 +12,10 @@ share every line of the layer:
   * cached: a KVCache whose slot index equals the token position. The chunk's k/v are scattered
     into slots `positions` (positions >= S are dropped, which is how padding tokens in an
     appended chunk leave the cache untouched) and queries attend to slots <= their position.
-    Prefill and appending observations to chosen rows are this mode; one-token decode is too,
-    except that each layer attends to the cache plus its own new k/v and the cache is written
-    once after the layer stack (see `attention.decode_step`).
+    Prefill, one-token decode and appending observations to chosen rows are all this mode. The
+    whole [L, ...] cache is the layer loop's carry: layer l writes its slots in place, then reads
+    its slice, so a step never copies the cache (as scan inputs and outputs it would be rebuilt
+    every step: the cost that bounds decoding).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class Attention(nn.Module):
     sharder: Sharder | None = None
 
     @nn.compact
-    def __call__(self, x_BxTxE, cos, sin, mask: attention.KeyMask, positions_BxT, cache_kv):
+    def __call__(self, x_BxTxE, cos, sin, mask: attention.KeyMask, positions_BxT, cache_kv, layer):
         cfg = self.cfg
         e, h, k, d = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.resolved_head_dim
         dtype = _dtype(cfg.dtype)
@@ -92,22 +93,21 @@ class Attention(nn.Module):
         k_BxTxKxD = rope.apply_rope(k_BxTxKxD, cos, sin)
         q_BxTxHxD = constrain(self.sharder, q_BxTxHxD, ("batch", "length", "heads", "head_dim"))
 
-        if cache_kv is not None and x.shape[1] == 1:
-            # decode: attend to the cache plus this token; the Decoder writes every layer's new k/v
-            # into the cache after the stack (returned here as this layer's [B, 1, K, D] entries)
-            ck_BxSxKxD, cv_BxSxKxD = cache_kv
-            out_BxTxHxD = attention.decode_step(q_BxTxHxD, ck_BxSxKxD.astype(dtype), cv_BxSxKxD.astype(dtype),
-                                                k_BxTxKxD, v_BxTxKxD, positions_BxT)
-            return linear(out_BxTxHxD, wo.astype(dtype), in_dims=2), (k_BxTxKxD, v_BxTxKxD)
         if cache_kv is None:
             keys_BxSxKxD, values_BxSxKxD, new_cache = k_BxTxKxD, v_BxTxKxD, None
         else:
-            ck_BxSxKxD, cv_BxSxKxD = cache_kv
+            # write this chunk's k/v into layer `layer`'s slots of the carried [L, B, S, K, D] cache
+            # (in place), then read the layer's slice: queries see their own slot too
+            ck, cv = cache_kv
             rows_BxT = jnp.broadcast_to(jnp.arange(x.shape[0])[:, None], positions_BxT.shape)
-            keys_BxSxKxD = ck_BxSxKxD.at[rows_BxT, positions_BxT].set(k_BxTxKxD.astype(ck_BxSxKxD.dtype), mode="drop")
-            values_BxSxKxD = cv_BxSxKxD.at[rows_BxT, positions_BxT].set(v_BxTxKxD.astype(cv_BxSxKxD.dtype), mode="drop")
-            new_cache = (keys_BxSxKxD, values_BxSxKxD)
-            keys_BxSxKxD, values_BxSxKxD = keys_BxSxKxD.astype(dtype), values_BxSxKxD.astype(dtype)
+            ck = ck.at[layer, rows_BxT, positions_BxT].set(k_BxTxKxD.astype(ck.dtype), mode="drop")
+            cv = cv.at[layer, rows_BxT, positions_BxT].set(v_BxTxKxD.astype(cv.dtype), mode="drop")
+            new_cache = (ck, cv)
+            keys_BxSxKxD = jax.lax.dynamic_index_in_dim(ck, layer, 0, keepdims=False).astype(dtype)
+            values_BxSxKxD = jax.lax.dynamic_index_in_dim(cv, layer, 0, keepdims=False).astype(dtype)
+            if x.shape[1] == 1:  # one token per row: read the cache in its own layout
+                out_BxTxHxD = attention.decode_attend(q_BxTxHxD, keys_BxSxKxD, values_BxSxKxD, positions_BxT)
+                return linear(out_BxTxHxD, wo.astype(dtype), in_dims=2), new_cache
         out_BxTxHxD = attention.attend(q_BxTxHxD, keys_BxSxKxD, values_BxSxKxD, mask, cfg.attention,
                                        causal=cache_kv is None)
         out_BxTxE = linear(out_BxTxHxD, wo.astype(dtype), in_dims=2)
@@ -136,13 +136,14 @@ class DecoderLayer(nn.Module):
     sharder: Sharder | None = None
 
     @nn.compact
-    def __call__(self, x_BxTxE, cache_kv, cos, sin, mask: attention.KeyMask, positions_BxT):
-        h, new_cache = Attention(self.cfg, self.sharder, name="attn")(
-            RMSNorm(self.cfg, name="attn_norm")(x_BxTxE), cos, sin, mask, positions_BxT, cache_kv)
+    def __call__(self, carry, layer, cos, sin, mask: attention.KeyMask, positions_BxT):
+        x_BxTxE, cache_kv = carry
+        h, cache_kv = Attention(self.cfg, self.sharder, name="attn")(
+            RMSNorm(self.cfg, name="attn_norm")(x_BxTxE), cos, sin, mask, positions_BxT, cache_kv, layer)
         x_BxTxE = x_BxTxE + h
         x_BxTxE = x_BxTxE + MLP(self.cfg, name="mlp")(RMSNorm(self.cfg, name="mlp_norm")(x_BxTxE))
         x_BxTxE = constrain(self.sharder, x_BxTxE, ("batch", "length", "embed"))
-        return x_BxTxE, new_cache
+        return (x_BxTxE, cache_kv), None
 
 
 _REMAT_POLICIES = {
@@ -195,23 +196,15 @@ class Decoder(nn.Module):
         layer_cls = DecoderLayer
         if cfg.remat != "none":
             layer_cls = nn.remat(DecoderLayer, policy=_REMAT_POLICIES[cfg.remat], prevent_cse=False)
+        # cached calls keep a real loop: unrolled, XLA copies the carried cache between layers
+        unroll = layer_unroll(cfg, self.sharder) if cache is None else 1
         stack = nn.scan(layer_cls, variable_axes={"params": 0}, split_rngs={"params": True},
                         in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
-                        length=cfg.num_layers, metadata_params={nn.PARTITION_NAME: "layers"},
-                        unroll=layer_unroll(cfg, self.sharder))
-        x_BxTxE, new_layer_cache = stack(cfg, self.sharder, name="layers")(
-            x_BxTxE, layer_cache, cos, sin, mask, positions_BxT)
+                        length=cfg.num_layers, metadata_params={nn.PARTITION_NAME: "layers"}, unroll=unroll)
+        (x_BxTxE, new_layer_cache), _ = stack(cfg, self.sharder, name="layers")(
+            (x_BxTxE, layer_cache), jnp.arange(cfg.num_layers), cos, sin, mask, positions_BxT)
         x_BxTxE = RMSNorm(cfg, name="final_norm")(x_BxTxE)
-        if cache is None:
-            new_cache = None
-        elif tokens_BxT.shape[1] == 1:  # decode: the layers returned their new [L, B, 1, K, D] entries
-            rows_Bx1 = jnp.arange(tokens_BxT.shape[0])[:, None]
-            k_new, v_new = new_layer_cache
-            # one in-place scatter per step; positions >= S (rows not decoding) are dropped
-            new_cache = KVCache(cache.k.at[:, rows_Bx1, positions_BxT].set(k_new.astype(cache.k.dtype), mode="drop"),
-                                cache.v.at[:, rows_Bx1, positions_BxT].set(v_new.astype(cache.v.dtype), mode="drop"))
-        else:
-            new_cache = KVCache(*new_layer_cache)
+        new_cache = None if cache is None else KVCache(*new_layer_cache)
         if not cfg.tie_embeddings:
             w_ExV = _param(self, "lm_head", nn.initializers.normal(cfg.init_std), (cfg.hidden_size, cfg.vocab_size),
                            ("embed", "vocab"), cfg)

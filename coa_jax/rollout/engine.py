@@ -96,8 +96,12 @@ class RolloutEngine:
                           for s in specs}  # fmt: skip
 
     def prepare_params(self, params: Params) -> Params:
-        """Params placed in the sampler's shardings (call once per weight update)."""
-        return jax.device_put(params, self.sampler.param_shardings)
+        """Params in the sampler's shardings and compute dtype (call once per weight update).
+
+        With a bfloat16 compute dtype the sampler holds and reads bfloat16 weights (see
+        `models.params.compute_dtype_params`); the training params are left untouched.
+        """
+        return self.sampler.prepare(params)
 
     def rollout(self, params: Params, prompts: Sequence[Sequence[int]], *, group_size: int = 1,
                 env: str | None = None, seed: int | None = None, max_actions: int | None = None,

@@ -43,6 +43,7 @@ def generate(cfg: ModelConfig, params: Params, sharder: Sharder, prompts: list[l
     if cache_len > cfg.max_position_embeddings:
         cache_len = max(longest + max_new_tokens, 1)
     sampler = Sampler(cfg, sharder, SamplerShape(batch, cache_len, max_new_tokens), sampling, stop_sequences)
+    params = sampler.prepare(params)
     tokens = np.zeros((batch, chunk), np.int32)
     n_valid = np.zeros((batch,), np.int32)
     for i, p in enumerate(prompts):

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from coa_jax.config.schema import Config
-from coa_jax.models.params import abstract_params, param_shardings
+from coa_jax.models.params import abstract_params, compute_dtype_params, param_shardings
 from coa_jax.rollout.generate import bucket
 from coa_jax.rollout.sampler import HALT, DecodeResult, Sampler, SamplerShape
 from coa_jax.runtime.targets import GiB, Target, tpu_compiler_available
@@ -170,7 +170,9 @@ def aot_check(cfg: Config, target: Target, *, mode: str | None = None, programs=
     sampler = Sampler(model, sample, SamplerShape(cfg.rollout.batch_slots, cfg.rollout.cache_len,
                                                   cfg.rollout.segment_steps),
                       cfg.rollout.sampling, [[0, 1]], stop_kinds=[HALT])
-    sampler_params = _abstract(abstract_params(model), sampler.param_shardings)
+    # the sampler holds its weights in the compute dtype (Sampler.prepare)
+    sampler_params = _abstract(jax.eval_shape(functools.partial(compute_dtype_params, model), abstract_params(model)),
+                               sampler.param_shardings)
     sampler_state = jax.eval_shape(sampler.init_state)
     sampler_state = _abstract(sampler_state, sampler.state_shardings)
     resident = {"params (training layout)": _bytes_per_device(params),
