@@ -36,7 +36,7 @@ from coa_jax.runtime.targets import GiB, Target, tpu_compiler_available
 from coa_jax.sharding.mesh import make_mesh
 from coa_jax.sharding.rules import SAMPLING_RULES, TRAINING_RULES, Sharder
 from coa_jax.train.grpo_loss import grpo_loss
-from coa_jax.train.logprobs import token_logprobs
+from coa_jax.train.logprobs import microbatched_logprobs, token_logprobs
 from coa_jax.train.optimizer import make_optimizer
 from coa_jax.train.sft import contrastive_loss_fn, next_token_loss_fn
 from coa_jax.train.step import TrainState, make_train_step, optimizer_shardings
@@ -256,14 +256,13 @@ def _grpo(cfg: Config, sharder: Sharder, state_shardings):
 
 
 def _logprobs(cfg: Config, sharder: Sharder, params):
-    # GRPOBody._logprob_fn: old and reference log-probs of the whole rollout batch in one call.
-    rows, length = cfg.rl.prompts_per_step * cfg.rl.group_size, _grpo_length(cfg)
-    sh = sharder.sharding(("batch", "length"), (rows, length))
-    x = jax.ShapeDtypeStruct((rows, length), jnp.int32, sharding=sh)
-    model, temp = cfg.model, cfg.rollout.temperature
-    fn = jax.jit(lambda p, t, pos, seg: token_logprobs(model, p, t, pos, seg, sharder, temp)[0],
-                 in_shardings=(jax.tree.map(lambda a: a.sharding, params), sh, sh, sh), out_shardings=sh)
-    return fn, (x, x, x), f"{rows}x{length}"
+    # GRPOBody._logprob_fn: old and reference log-probs of the rollout batch, one microbatch at a time
+    rows, length, micro = cfg.rl.prompts_per_step * cfg.rl.group_size, _grpo_length(cfg), cfg.rl.micro_batches
+    fn = microbatched_logprobs(cfg.model, sharder, cfg.rollout.temperature, micro, rows, length,
+                               jax.tree.map(lambda a: a.sharding, params))
+    sh = sharder.sharding((None, "batch", "length"), (micro, rows // micro, length))
+    x = jax.ShapeDtypeStruct((micro, rows // micro, length), jnp.int32, sharding=sh)
+    return fn, (x, x, x), f"{micro} x {rows // micro}x{length}"
 
 
 def _prefill(cfg: Config, sampler: Sampler):

@@ -23,7 +23,7 @@ from coa_jax.rollout.generate import bucket
 from coa_jax.rollout.trajectory import Trajectory, pack_trajectories
 from coa_jax.sharding.rules import Sharder
 from coa_jax.train.grpo_loss import GRPOParams, group_advantages, grpo_loss, sequence_kl
-from coa_jax.train.logprobs import token_logprobs
+from coa_jax.train.logprobs import microbatched_logprobs, token_logprobs
 from coa_jax.train.reference import ReferenceModel
 from coa_jax.train.step import make_train_step
 
@@ -83,14 +83,10 @@ class GRPOBody:
     # --- jitted pieces, one compile per row-length bucket ----------------------------------------
 
     def _logprob_fn(self, length: int):
+        """Old / reference log-probs over [micro, rows/micro, length] (one microbatch at a time)."""
         if length not in self._logprob_fns:
-            rows = self.g * self.p
-            sh2 = self.sharder.sharding(("batch", "length"), (rows, length))
-            param_sh = jax.tree.map(lambda s: s, self.state_shardings.params)
-            self._logprob_fns[length] = jax.jit(
-                lambda params, t, pos, seg: token_logprobs(self.cfg, params, t, pos, seg, self.sharder,
-                                                           self.temperature)[0],
-                in_shardings=(param_sh, sh2, sh2, sh2), out_shardings=sh2)
+            self._logprob_fns[length] = microbatched_logprobs(self.cfg, self.sharder, self.temperature, self.micro,
+                                                              self.g * self.p, length, self.state_shardings.params)
         return self._logprob_fns[length]
 
     def _train_step(self, length: int):
@@ -128,10 +124,16 @@ class GRPOBody:
         batch = pack_trajectories(trajs, length, self.pad_id)
         policy = np.isin(batch.labels_BxL, POLICY_LABELS).astype(np.float32)
         response = (~np.isin(batch.labels_BxL, NON_RESPONSE)).astype(np.float32)
-        args = (jnp.asarray(batch.tokens_BxL), jnp.asarray(batch.positions_BxL), jnp.asarray(batch.segment_ids_BxL))
+        split = (self.micro, -1, length)
+        args = tuple(jnp.asarray(a.reshape(split)) for a in (batch.tokens_BxL, batch.positions_BxL,
+                                                              batch.segment_ids_BxL))
         logprob = self._logprob_fn(length)
-        old = np.asarray(logprob(state.params, *args)) if self.recompute_old else batch.logprobs_BxL
-        ref = np.asarray(logprob(self.reference.params(), *args))
+
+        def rows_of(x):
+            return np.asarray(x).reshape(batch.tokens_BxL.shape)
+
+        old = rows_of(logprob(state.params, *args)) if self.recompute_old else batch.logprobs_BxL
+        ref = rows_of(logprob(self.reference.params(), *args))
         scored = rewards
         kl_mask = response if self.grpo.autocoa_compat else policy
         if self.grpo.kl_in_reward and self.grpo.kl_coef:

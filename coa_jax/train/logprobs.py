@@ -38,3 +38,21 @@ def token_logprobs(cfg: ModelConfig, params: Params, tokens_BxT, positions_BxT, 
 def _shift_right(x_BxT):
     """Position t takes the value computed at t - 1; position 0 gets 0 (it has no prediction)."""
     return jnp.pad(x_BxT[:, :-1], ((0, 0), (1, 0)))
+
+
+def microbatched_logprobs(cfg: ModelConfig, sharder: Sharder, temperature: float, micro: int, rows: int, length: int,
+                          param_shardings: Params):
+    """A jitted `(params, tokens, positions, segments) -> log-probs` over [micro, rows/micro, length]
+    arrays, one microbatch at a time (`lax.map`), so its temporaries (the [rows, length, vocab]
+    logits above all) are those of one microbatch: the old- and reference-log-prob pass of a
+    GRPO step fits where the train step's microbatches fit."""
+    per = rows // micro
+    sh = sharder.sharding((None, "batch", "length"), (micro, per, length))
+
+    def fn(params, tokens, positions, segments):
+        def one(x):
+            return token_logprobs(cfg, params, *x, sharder, temperature)[0]
+
+        return jax.lax.map(one, (tokens, positions, segments))
+
+    return jax.jit(fn, in_shardings=(param_shardings, sh, sh, sh), out_shardings=sh)
