@@ -45,3 +45,20 @@ def test_grpo_schedule_switches_from_simulated_to_real(base):
     # rerunning a finished run does nothing and keeps its results
     assert main(["rl", "--env", "schedule", *TINY, *RL, "--out", str(out)]) == 0
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.slow
+def test_grpo_with_the_rollout_on_its_own_devices(base):
+    """roles: the sampler on the last 4 of 8 devices (its own data=4 mesh), the policy on the first
+    4, the reference kept on the rollout's devices; weights cross over after every update."""
+    out = base / "rl_roles"
+    roles = ["--set", "roles.rollout_devices=4", "--set", "roles.rollout_mesh.data=4", "--set",
+             "roles.reference=rollout"]
+    assert main(["rl", "--env", "schedule", *TINY, *RL, *roles, "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["env_real"] for r in rows] == [0.0, 1.0]
+    assert all(r["skipped"] == 0.0 and r["count"] > 0 for r in rows)
+    assert (out / "hf" / "model.safetensors").exists()
+    # a rollout mesh that leaves the policy no device is refused by name
+    bad = ["--set", "roles.rollout_devices=8"]
+    assert main(["rl", "--env", "sim", *TINY, *RL, *bad, "--out", str(base / "rl_bad")]) == 2

@@ -169,6 +169,32 @@ class RLConfig:
         return out
 
 
+REFERENCE_PLACES = ("policy", "rollout")
+
+
+@dataclasses.dataclass(frozen=True)
+class RolesConfig:
+    """Where the GRPO roles run: by default every role shares the run's mesh.
+
+    With `rollout_devices` N > 0 the rollout (sampler) gets the last N devices as its own mesh
+    (`rollout_mesh`) and the policy trains on the others; the trainer's weights are copied to the
+    sampler's layout after each update. `reference` says which device set holds the frozen
+    reference model (on "rollout" it is copied to the policy's devices for its log-probs).
+    """
+
+    rollout_devices: int = 0
+    rollout_mesh: MeshConfig = MeshConfig(data=-1)
+    reference: str = "policy"
+
+    def errors(self) -> list[tuple[str, str]]:
+        out = []
+        if self.rollout_devices < 0:
+            out.append(("rollout_devices", f"must be >= 0, got {self.rollout_devices}"))
+        if self.reference not in REFERENCE_PLACES:
+            out.append(("reference", f"must be one of {REFERENCE_PLACES}, got {self.reference!r}"))
+        return out  # rollout_mesh's own errors come from its section
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Everything one run needs."""
@@ -179,6 +205,7 @@ class Config:
     init: str = ""  # checkpoint to start from: HF directory, GGUF file or coa_jax run; "" = random init
     tokenizer: str = ""  # tokenizer directory; "" = the one beside `init` (or the world's)
     mesh: MeshConfig = MeshConfig()
+    roles: RolesConfig = RolesConfig()
     sampling: SamplingConfig = SamplingConfig()
     world: WorldConfig = WorldConfig()
     env: EnvConfig = EnvConfig()

@@ -20,28 +20,8 @@ import jax
 from jax.sharding import Mesh
 
 from coa_jax.config.errors import ConfigError
-from coa_jax.config.schema import MeshConfig
+from coa_jax.config.schema import REFERENCE_PLACES, MeshConfig, RolesConfig  # noqa: F401 - re-exported
 from coa_jax.sharding.mesh import make_mesh
-
-REFERENCE_PLACES = ("policy", "rollout")
-
-
-@dataclasses.dataclass(frozen=True)
-class RolesConfig:
-    """Where the roles run (a config section)."""
-
-    rollout_devices: int = 0  # 0: every role shares the run's mesh; N: the rollout gets the last N devices
-    rollout_mesh: MeshConfig = MeshConfig(data=-1)  # the rollout mesh's axes when it has its own devices
-    reference: str = "policy"  # which device set holds the frozen reference model
-
-    def errors(self) -> list[tuple[str, str]]:
-        out = []
-        if self.rollout_devices < 0:
-            out.append(("rollout_devices", f"must be >= 0, got {self.rollout_devices}"))
-        if self.reference not in REFERENCE_PLACES:
-            out.append(("reference", f"must be one of {REFERENCE_PLACES}, got {self.reference!r}"))
-        return out + [(f"rollout_mesh.{k}", m) for k, m in self.rollout_mesh.errors()]
-
 
 @dataclasses.dataclass(frozen=True)
 class RoleMeshes:
@@ -61,6 +41,7 @@ def place_roles(mesh: MeshConfig, roles: RolesConfig, devices: list | None = Non
       ConfigError: naming `roles.*` / `mesh.*` when the device split or a mesh shape cannot work.
     """
     problems = [(f"roles.{k}", m) for k, m in roles.errors()]
+    problems += [(f"roles.rollout_mesh.{k}", m) for k, m in roles.rollout_mesh.errors()]
     if problems:
         raise ConfigError(problems)
     devices = list(jax.devices()) if devices is None else list(devices)

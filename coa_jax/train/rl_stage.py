@@ -21,7 +21,8 @@ from coa_jax.env.rewards import get_reward
 from coa_jax.models.params import param_shardings
 from coa_jax.models.tokenizer import eos_ids
 from coa_jax.rollout.engine import RolloutEngine
-from coa_jax.sharding.mesh import make_mesh, validate_for_devices
+from coa_jax.runtime.placement import place_roles
+from coa_jax.sharding.mesh import validate_for_devices
 from coa_jax.sharding.rules import SAMPLING_RULES, TRAINING_RULES, Sharder
 from coa_jax.train import workspace
 from coa_jax.train.grpo import GRPOBody, PromptSet
@@ -42,12 +43,15 @@ def run_rl(cfg: Config, env: str, *, init: str, out: str | pathlib.Path) -> path
     if (out / "DONE").exists() and (out / "hf" / "config.json").exists():
         return out / "hf"
     rl = dataclasses.replace(cfg.rl, env=env)
-    validate_for_devices(cfg, jax.device_count())
-    mesh = make_mesh(cfg.mesh)
-    train_sharder, sample_sharder = Sharder(mesh, TRAINING_RULES), Sharder(mesh, SAMPLING_RULES)
+    meshes = place_roles(cfg.mesh, cfg.roles)
+    validate_for_devices(cfg, meshes.policy.devices.size)
+    train_sharder, sample_sharder = Sharder(meshes.policy, TRAINING_RULES), Sharder(meshes.rollout, SAMPLING_RULES)
     world = workspace.world_dir(cfg, out.parent)
     model_cfg, params, tokenizer = workspace.initial_model(cfg, init, train_sharder, world / "tokenizer")
-    reference = ReferenceModel(params, offload=rl.ref_offload)  # frozen; the train state's copy is donated
+    home = (None if meshes.reference is meshes.policy
+            else param_shardings(model_cfg, Sharder(meshes.reference, TRAINING_RULES)))
+    # frozen; the train state's copy is donated
+    reference = ReferenceModel(params, offload=rl.ref_offload, home=home)
     prompt_ids, golds, _ = workspace.world_prompts(cfg, world, tokenizer, "train")
     check_prompt_lengths(prompt_ids, cfg.rollout.max_prompt_tokens)
     registry = workspace.build_registry(cfg, world, tokenizer)
