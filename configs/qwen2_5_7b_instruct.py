@@ -12,10 +12,10 @@ its config.json wins over `MODEL`, which only describes it for the AOT check.
 Variants are meshes: v5p-16 (default), v4-32, gpu8 (see the paper config).
 """
 
-import importlib.util
 import pathlib
 
 from coa_jax.config import Config, ConfigError
+from coa_jax.config.loading import load_module
 from coa_jax.models.model_config import ModelConfig
 
 VARIANTS = (None, "v5p-16", "v4-32", "gpu8", "tiny")
@@ -36,8 +36,4 @@ def get_config(variant: str | None = None) -> Config:
 
 
 def _paper_config():
-    path = pathlib.Path(__file__).with_name("r1_distill_qwen_7b.py")
-    spec = importlib.util.spec_from_file_location("coa_jax_config_r1_distill_qwen_7b", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(pathlib.Path(__file__).with_name("r1_distill_qwen_7b.py"))

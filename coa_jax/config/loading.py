@@ -22,6 +22,15 @@ from coa_jax.config.errors import ConfigError
 from coa_jax.config.schema import Config
 
 
+def load_module(path: str | pathlib.Path, prefix: str = "coa_jax_config_"):
+    """Execute a Python config file (not on sys.path) and return it as a module."""
+    path = pathlib.Path(path)
+    mod_spec = importlib.util.spec_from_file_location(f"{prefix}{path.stem}", path)
+    module = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(module)
+    return module
+
+
 def load_config(spec: str | None, overrides: Iterable[str] = ()) -> Config:
     """Load `path.py[:variant]` (or the default Config when spec is None), apply overrides, validate."""
     if spec is None:
@@ -31,9 +40,7 @@ def load_config(spec: str | None, overrides: Iterable[str] = ()) -> Config:
         file = pathlib.Path(path)
         if not file.is_file():
             raise ConfigError(f"config file not found: {path}")
-        mod_spec = importlib.util.spec_from_file_location(f"coa_jax_config_{file.stem}", file)
-        module = importlib.util.module_from_spec(mod_spec)
-        mod_spec.loader.exec_module(module)
+        module = load_module(file)
         if not hasattr(module, "get_config"):
             raise ConfigError(f"{path} defines no get_config(variant)")
         cfg = module.get_config(variant or None)

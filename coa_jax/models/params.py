@@ -67,12 +67,17 @@ def compute_dtype_params(cfg: ModelConfig, params: Params) -> Params:
     Weights already as narrow are returned as they are.
     """
     target = jnp.dtype(cfg.dtype)
+    return jax.tree.map(lambda x: x.astype(target) if _wider(x, target) else x, params)
 
-    def narrow(x):
-        wider = jnp.issubdtype(x.dtype, jnp.floating) and jnp.dtype(x.dtype).itemsize > target.itemsize
-        return x.astype(target) if wider else x
 
-    return jax.tree.map(narrow, params)
+def needs_narrowing(cfg: ModelConfig, params: Params) -> bool:
+    """Whether `compute_dtype_params` would change any weight."""
+    target = jnp.dtype(cfg.dtype)
+    return any(_wider(x, target) for x in jax.tree.leaves(params))
+
+
+def _wider(x, target) -> bool:
+    return jnp.issubdtype(x.dtype, jnp.floating) and jnp.dtype(x.dtype).itemsize > target.itemsize
 
 
 def cache_shardings(cfg: ModelConfig, sharder: Sharder, batch: int, length: int) -> KVCache:

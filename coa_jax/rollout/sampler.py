@@ -37,7 +37,8 @@ import numpy as np
 
 from coa_jax.models.decoder import KVCache
 from coa_jax.models.model_config import ModelConfig
-from coa_jax.models.params import Params, cache_shardings, compute_dtype_params, forward, param_shardings
+from coa_jax.models.params import (Params, cache_shardings, compute_dtype_params, forward, needs_narrowing,
+                                   param_shardings)
 from coa_jax.rollout.sampling import SamplingParams, row_keys, sample_tokens
 from coa_jax.sharding.rules import Sharder
 
@@ -137,10 +138,7 @@ class Sampler:
     def prepare(self, params: Params) -> Params:
         """`params` in this sampler's shardings and compute dtype (once per weight update)."""
         placed = jax.device_put(params, self.param_shardings)
-        if all(leaf.dtype == jnp.dtype(self.cfg.dtype) or not jnp.issubdtype(leaf.dtype, jnp.floating)
-               for leaf in jax.tree.leaves(placed)):
-            return placed
-        return self._narrow(placed)
+        return self._narrow(placed) if needs_narrowing(self.cfg, placed) else placed
 
     def init_state(self) -> SamplerState:
         """An empty cache (created in its shardings); every row inactive, seed = row index."""

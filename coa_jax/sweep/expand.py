@@ -14,7 +14,6 @@ name made of its values, used as its output directory.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import itertools
 import json
 import pathlib
@@ -22,6 +21,7 @@ import re
 from typing import Any
 
 from coa_jax.config.errors import ConfigError
+from coa_jax.config.loading import load_module
 
 KNOWN_KEYS = ("base", "command", "grid", "zip", "args", "out")
 
@@ -84,9 +84,7 @@ def load_sweep(path: str | pathlib.Path) -> SweepSpec:
     path = pathlib.Path(path)
     if not path.is_file():
         raise ConfigError(f"sweep file not found: {path}")
-    spec = importlib.util.spec_from_file_location(f"coa_jax_sweep_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(path, prefix="coa_jax_sweep_")
     if not hasattr(module, "SWEEP"):
         raise ConfigError(f"{path} defines no SWEEP dict")
     return parse_sweep(module.SWEEP, origin=f"{path.name}:SWEEP")
