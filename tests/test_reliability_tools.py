@@ -32,7 +32,7 @@ from coa_jax.models.model_config import ModelConfig
 from coa_jax.rollout.config import RolloutConfig
 from coa_jax.rollout.engine import RolloutEngine
 from coa_jax.rollout.scripted import AgentScript, Grammar, agent_grammar, scripted_params
-from coa_jax.train.grpo import trajectory_metrics
+from coa_jax.train.grpo import trajectory_metrics, trajectory_totals
 from model_fixtures import single_device_sharder
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -151,7 +151,8 @@ def _check_visible_and_counted(result):
     for t in trajs:
         assert t.finish in ("answered", "length")
         assert t.response_text.count(FAILED) == sum(not c.ok for c in t.tool_calls if not c.limited)
-    metrics = trajectory_metrics(trajs, np.zeros(len(trajs), np.float32), "real", np.zeros(1, bool), result.stats)
+    metrics = trajectory_metrics(trajectory_totals(trajs, np.zeros(len(trajs), np.float32), np.zeros(1, bool),
+                                                  result.stats), "real")
     failed = sum(not c.ok for c in calls)
     assert metrics["real_tool_calls"] == len(calls) > 0 and metrics["tool_failures"] == failed
     return len(calls), failed

@@ -105,7 +105,7 @@ class RolloutEngine:
 
     def rollout(self, params: Params, prompts: Sequence[Sequence[int]], *, group_size: int = 1,
                 env: str | None = None, seed: int | None = None, max_actions: int | None = None,
-                max_response_tokens: int | None = None) -> RolloutResult:
+                max_response_tokens: int | None = None, first_stream: int = 0) -> RolloutResult:
         """Generate `group_size` trajectories for every prompt.
 
         Args:
@@ -117,6 +117,9 @@ class RolloutEngine:
             only on (seed, k), not on the batch it ran in.
           max_actions / max_response_tokens: T and N for this call (default: the config's; N may
             only be lowered, and must stay above `answer_reserve`). No recompilation.
+          first_stream: trajectory k uses random stream `first_stream + k`; a process of a pod
+            that samples rows [s, s + n) of a global batch passes s, so its trajectories equal
+            those of the same rows sampled in one process.
 
         Returns:
           The trajectories in order and the call's counters.
@@ -132,7 +135,8 @@ class RolloutEngine:
         for p, ids in enumerate(prompts):
             if not 0 < len(ids) <= self.cfg.max_prompt_tokens:
                 raise ValueError(f"prompt {p} has {len(ids)} tokens; 1..{self.cfg.max_prompt_tokens} allowed")
-            jobs += [Job(p * group_size + g, p, g, tuple(int(t) for t in ids)) for g in range(group_size)]
+            jobs += [Job(k, p, g, tuple(int(t) for t in ids), first_stream + k)
+                     for k, g in ((p * group_size + g, g) for g in range(group_size))]
         budget = Budget(self.cfg.max_actions if max_actions is None else max_actions,
                          self.cfg.max_response_tokens if max_response_tokens is None else max_response_tokens,
                          self.cfg.answer_reserve)

@@ -111,7 +111,7 @@ class HostLoop:
                 rec = self.slots[slot] = RowRecord.start(job)
                 self.writes.append(slot, list(job.prompt_ids))
                 self.writes.set(slot, active=True, limit=self._limit(rec), free=self._free(rec), reset=True,
-                                seed=job.index)
+                                seed=job.seed)
 
     def _finish(self, slot: int, rec: RowRecord, reason: str) -> None:
         rec.finish, rec.phase = reason, DONE

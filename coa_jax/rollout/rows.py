@@ -23,12 +23,18 @@ DECODING, WAITING, DONE = "decoding", "waiting", "done"
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """One trajectory to generate: prompt `prompt_index`, sample `sample` of G."""
+    """One trajectory to generate: prompt `prompt_index`, sample `sample` of G; its random
+    stream is `stream` (default: its index)."""
 
     index: int
     prompt_index: int
     sample: int
     prompt_ids: tuple[int, ...]
+    stream: int | None = None
+
+    @property
+    def seed(self) -> int:
+        return self.index if self.stream is None else self.stream
 
 
 @dataclasses.dataclass

@@ -3,6 +3,7 @@
     rows = process_rows(sharding, (A, B, T))          # which global rows (axis 1) this process holds
     local = {k: v[:, rows] ...}                        # built only for those rows, in that order
     batch = to_global(local, shardings, global_rows=B) # one jax.Array per leaf, spanning all processes
+    back = local_rows(batch["x"])                      # the inverse: this process's rows, as numpy
 
 The row a device holds follows from the batch's sharding, so this is right for any device order
 and mesh (a process's rows need not be contiguous). In a single process nothing is converted.
@@ -57,4 +58,19 @@ def to_global(arrays: Mapping[str, np.ndarray], shardings: Mapping[str, Sharding
             return picked[tuple(slice(None) if d == axis else s for d, s in enumerate(index))]
 
         out[key] = jax.make_array_from_callback(shape, sharding, block)
+    return out
+
+
+def local_rows(array: jax.Array, axis: int = BATCH_AXIS) -> np.ndarray:
+    """This process's rows (in `process_rows` order along `axis`) of a global array, as numpy: the
+    inverse of `to_global`. A single process gets the whole array."""
+    if jax.process_count() == 1:
+        return np.asarray(array)
+    rows = process_rows(array.sharding, array.shape, axis)
+    where = {g: i for i, g in enumerate(rows)}
+    out = np.empty(array.shape[:axis] + (len(rows),) + array.shape[axis + 1:], array.dtype)
+    for shard in array.addressable_shards:
+        index = list(shard.index)
+        index[axis] = [where[g] for g in range(*shard.index[axis].indices(array.shape[axis]))]
+        out[tuple(index)] = np.asarray(shard.data)
     return out

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import jax
+import numpy as np
 
 T = TypeVar("T")
 
@@ -62,3 +63,17 @@ def install_log_filter(logger: logging.Logger | None = None) -> None:
     for handler in (logger or logging.getLogger()).handlers:
         if not any(isinstance(f, MainProcessFilter) for f in handler.filters):
             handler.addFilter(MainProcessFilter())
+
+
+def pod_reduce(values: dict[str, float], op: str) -> dict[str, float]:
+    """`values` combined over every process ("sum" or "max"; float32); as is in a single process."""
+    if op not in ("sum", "max"):
+        raise ValueError(f"op must be 'sum' or 'max', got {op!r}")
+    if jax.process_count() == 1:
+        return dict(values)
+    from jax.experimental import multihost_utils
+
+    keys = sorted(values)
+    gathered = np.asarray(multihost_utils.process_allgather(np.asarray([values[k] for k in keys], np.float32)))
+    combined = gathered.sum(axis=0) if op == "sum" else gathered.max(axis=0)
+    return {k: float(v) for k, v in zip(keys, combined)}

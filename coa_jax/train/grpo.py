@@ -4,6 +4,11 @@ One step = P prompts x G samples rolled out in the current environment (simulate
 writes observations itself; real: the tool answers), scored by a registered reward, turned into
 group-normalised advantages, and used for `updates_per_batch` optimizer passes. Old log-probs
 (the rollout policy) and reference log-probs are teacher-forced on the exact trajectory ids.
+
+On a pod every process rolls out its own P/n prompts on its own devices (whole groups, so
+advantages stay process-local), packs its rows, and places them in the rows of the global batch
+its devices hold; the update runs over the pod. Trajectory k of the step samples from random
+stream k whichever process runs it, so a pod's batch holds the one-process run's trajectories.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import time
 from collections.abc import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from coa_jax.data.provenance import Provenance
@@ -21,6 +25,8 @@ from coa_jax.models.model_config import ModelConfig
 from coa_jax.rollout.engine import RolloutEngine
 from coa_jax.rollout.generate import bucket
 from coa_jax.rollout.trajectory import Trajectory, pack_trajectories
+from coa_jax.runtime.global_batch import local_rows, to_global
+from coa_jax.runtime.process import pod_reduce
 from coa_jax.sharding.rules import Sharder
 from coa_jax.train.grpo_loss import GRPOParams, group_advantages, grpo_loss, sequence_kl
 from coa_jax.train.logprobs import microbatched_logprobs, token_logprobs
@@ -68,7 +74,10 @@ class GRPOBody:
                  prompts: PromptSet, reward_fn: Callable[[str, Sequence[str]], float], *, grpo: GRPOParams,
                  optimizer, state_shardings, group_size: int, prompts_per_step: int, total_steps: int, env: str,
                  sim_fraction: float, updates_per_batch: int, micro_batches: int, normalize_std: bool,
-                 filter_degenerate: bool, recompute_old_logprobs: bool, temperature: float, seed: int, pad_id: int):
+                 filter_degenerate: bool, recompute_old_logprobs: bool, temperature: float, seed: int, pad_id: int,
+                 sync: Callable | None = None):
+        """`sync`: the trainer's weights -> what the engine's `prepare_params` takes (default: as is;
+        on a pod a `runtime.placement.WeightSync` to this process's devices)."""
         self.cfg, self.sharder, self.engine, self.reference = model_cfg, sharder, engine, reference
         self.prompts, self.reward_fn, self.grpo = prompts, reward_fn, grpo
         self.optimizer, self.state_shardings = optimizer, state_shardings
@@ -77,6 +86,12 @@ class GRPOBody:
         self.updates, self.micro = updates_per_batch, micro_batches
         self.normalize_std, self.filter_degenerate = normalize_std, filter_degenerate
         self.recompute_old, self.temperature, self.seed, self.pad_id = recompute_old_logprobs, temperature, seed, pad_id
+        self.sync = sync or (lambda params: params)
+        self.procs, self.rank = jax.process_count(), jax.process_index()
+        if prompts_per_step % self.procs or (group_size * prompts_per_step // self.procs) % micro_batches:
+            raise ValueError(f"prompts_per_step={prompts_per_step} x group_size={group_size} must split into "
+                             f"{self.procs} processes x {micro_batches} microbatches")
+        self.local_p = prompts_per_step // self.procs  # whole groups per process
         self._steps: dict[int, Callable] = {}
         self._logprob_fns: dict[int, Callable] = {}
 
@@ -89,14 +104,14 @@ class GRPOBody:
                                                               self.g * self.p, length, self.state_shardings.params)
         return self._logprob_fns[length]
 
+    def _rows_sharding(self, length: int):
+        """Sharding of a [micro, rows/micro, length] leaf of the step's batch."""
+        return self.sharder.sharding((None, "batch", "length"), (self.micro, self.g * self.p // self.micro, length))
+
     def _train_step(self, length: int):
         if length not in self._steps:
-            rows = self.g * self.p // self.micro
-            two = self.sharder.sharding((None, "batch", "length"), (self.micro, rows, length))
-            one = self.sharder.sharding((None, "batch"), (self.micro, rows))
-            batch_sh = {k: two for k in ("tokens", "positions", "segments", "old_logp", "ref_logp", "policy_mask",
-                                         "response_mask")}
-            batch_sh["adv"] = one
+            two = self._rows_sharding(length)
+            one = self.sharder.sharding((None, "batch"), (self.micro, self.g * self.p // self.micro))
             cfg, grpo, temp, sharder = self.cfg, self.grpo, self.temperature, self.sharder
 
             def loss_fn(params, mb):
@@ -105,7 +120,9 @@ class GRPOBody:
                 return grpo_loss(logp, mb["old_logp"], mb["ref_logp"], mb["adv"], mb["policy_mask"],
                                  mb["response_mask"], grpo, ent)
 
-            self._steps[length] = make_train_step(loss_fn, self.optimizer, self.state_shardings, batch_sh)
+            self._steps[length] = (make_train_step(loss_fn, self.optimizer, self.state_shardings,
+                                                   {**{k: two for k in ROW_KEYS}, "adv": one}),
+                                   {**{k: two for k in ROW_KEYS}, "adv": one})
         return self._steps[length]
 
     # --- one step ----------------------------------------------------------------------------------
@@ -113,24 +130,29 @@ class GRPOBody:
     def __call__(self, state, step: int):
         t0 = time.perf_counter()
         env = env_for_step(self.env, self.sim_fraction, step, self.total)
-        idx = self.prompts.for_step(step, self.p, self.seed)
-        result = self.engine.rollout(self.engine.prepare_params(state.params), [self.prompts.ids[i] for i in idx],
-                                     group_size=self.g, env=env, seed=self.seed * 1_000_003 + step)
+        first = self.rank * self.local_p
+        idx = self.prompts.for_step(step, self.p, self.seed)[first:first + self.local_p]
+        result = self.engine.rollout(self.engine.prepare_params(self.sync(state.params)),
+                                     [self.prompts.ids[i] for i in idx], group_size=self.g, env=env,
+                                     seed=self.seed * 1_000_003 + step, first_stream=first * self.g)
         trajs = result.trajectories
         t1 = time.perf_counter()
         rewards = np.asarray([self.reward_fn(t.response_text, self.prompts.golds[idx[t.prompt_index]])
                               for t in trajs], np.float32)
-        length = bucket(max(len(t.token_ids) for t in trajs))
+        length = bucket(int(pod_reduce({"n": max(len(t.token_ids) for t in trajs)}, "max")["n"]))
         batch = pack_trajectories(trajs, length, self.pad_id)
         policy = np.isin(batch.labels_BxL, POLICY_LABELS).astype(np.float32)
         response = (~np.isin(batch.labels_BxL, NON_RESPONSE)).astype(np.float32)
-        split = (self.micro, -1, length)
-        args = tuple(jnp.asarray(a.reshape(split)) for a in (batch.tokens_BxL, batch.positions_BxL,
-                                                              batch.segment_ids_BxL))
+        rows = self.g * self.p // self.micro  # per microbatch, over the pod
+        sh = self._rows_sharding(length)
+        placed = to_global({k: a.reshape(self.micro, -1, length) for k, a in
+                            (("tokens", batch.tokens_BxL), ("positions", batch.positions_BxL),
+                             ("segments", batch.segment_ids_BxL))}, dict.fromkeys(ROW_KEYS, sh), global_rows=rows)
+        args = (placed["tokens"], placed["positions"], placed["segments"])
         logprob = self._logprob_fn(length)
 
-        def rows_of(x):
-            return np.asarray(x).reshape(batch.tokens_BxL.shape)
+        def rows_of(x):  # this process's rows, in the order they were packed
+            return local_rows(x).reshape(batch.tokens_BxL.shape)
 
         old = rows_of(logprob(state.params, *args)) if self.recompute_old else batch.logprobs_BxL
         ref = rows_of(logprob(self.reference.params(), *args))
@@ -146,35 +168,51 @@ class GRPOBody:
         full = {"tokens": batch.tokens_BxL, "positions": batch.positions_BxL, "segments": batch.segment_ids_BxL,
                 "old_logp": old.astype(np.float32), "ref_logp": ref, "policy_mask": policy, "response_mask": response,
                 "adv": adv}
-        micro = {k: v.reshape((self.micro, -1) + v.shape[1:]) for k, v in full.items()}
-        train_step = self._train_step(length)
+        train_step, shardings = self._train_step(length)
+        micro = to_global({k: v.reshape((self.micro, -1) + v.shape[1:]) for k, v in full.items()}, shardings,
+                          global_rows=rows)
         update_metrics = {}
         for _ in range(self.updates):
             state, update_metrics = train_step(state, micro)
         update_metrics = jax.device_get(update_metrics)
         t3 = time.perf_counter()
-        return state, {**{k: float(v) for k, v in update_metrics.items()},
-                       **trajectory_metrics(trajs, rewards, env, degenerate, result.stats),
+        totals = pod_reduce(trajectory_totals(trajs, rewards, degenerate, result.stats), "sum")
+        return state, {**{k: float(v) for k, v in update_metrics.items()}, **trajectory_metrics(totals, env),
                        "time_rollout_s": t1 - t0, "time_scoring_s": t2 - t1, "time_update_s": t3 - t2}
 
 
-def trajectory_metrics(trajs: Sequence[Trajectory], rewards: np.ndarray, env: str, degenerate: np.ndarray,
-                       stats) -> dict[str, float]:
-    """Rollout-side metrics of one step (rewards, lengths, actions, tool calls and failures)."""
+ROW_KEYS = ("tokens", "positions", "segments", "old_logp", "ref_logp", "policy_mask", "response_mask")
+
+
+def trajectory_totals(trajs: Sequence[Trajectory], rewards: np.ndarray, degenerate: np.ndarray,
+                      stats) -> dict[str, float]:
+    """Sums and counts over one process's trajectories of a step (a pod adds them up)."""
     resp_len = np.asarray([len(t.token_ids) - t.prompt_len for t in trajs], np.float32)
     obs = np.asarray([t.count(Provenance.OBSERVATION) + t.count(Provenance.SIM_OBSERVATION) for t in trajs])
     calls = [c for t in trajs for c in t.tool_calls]
     real_calls = [c for c in calls if not c.simulated and not c.limited]
-    latencies = [c.latency_s for c in real_calls]
     return {
-        "reward": float(rewards.mean()), "accuracy": float((rewards >= 1.0).mean()),
-        "response_length": float(resp_len.mean()), "actions_per_trajectory": float(np.mean([t.num_actions for t in trajs])),
-        "observation_token_fraction": float(obs.sum() / max(resp_len.sum(), 1)),
-        "real_tool_calls": float(len(real_calls)),
-        "simulated_tool_calls": float(sum(c.simulated for c in calls)),
+        "trajectories": float(len(trajs)), "reward": float(rewards.sum()), "correct": float((rewards >= 1.0).sum()),
+        "response_tokens": float(resp_len.sum()), "observation_tokens": float(obs.sum()),
+        "actions": float(sum(t.num_actions for t in trajs)), "answered": float(sum(t.finish == "answered" for t in trajs)),
+        "real_tool_calls": float(len(real_calls)), "simulated_tool_calls": float(sum(c.simulated for c in calls)),
         "tool_failures": float(sum(not c.ok for c in real_calls)),
-        "tool_latency_mean_s": float(np.mean(latencies)) if latencies else 0.0,
-        "answered_fraction": float(np.mean([t.finish == "answered" for t in trajs])),
-        "degenerate_groups": float(degenerate.sum()), "env_real": float(env == "real"),
-        "rollout_tokens_per_s": float(stats.sampled_tokens_per_s),
+        "tool_latency_s": float(sum(c.latency_s for c in real_calls)),
+        "degenerate_groups": float(degenerate.sum()), "rollout_tokens_per_s": float(stats.sampled_tokens_per_s),
+    }  # fmt: skip
+
+
+def trajectory_metrics(totals: dict[str, float], env: str) -> dict[str, float]:
+    """Rollout-side metrics of one step (rewards, lengths, actions, tool calls and failures) from
+    `trajectory_totals` (of one process, or summed over a pod: tokens/s is then the pod's)."""
+    n = max(totals["trajectories"], 1.0)
+    return {
+        "reward": totals["reward"] / n, "accuracy": totals["correct"] / n, "response_length": totals["response_tokens"] / n,
+        "actions_per_trajectory": totals["actions"] / n,
+        "observation_token_fraction": totals["observation_tokens"] / max(totals["response_tokens"], 1.0),
+        "real_tool_calls": totals["real_tool_calls"], "simulated_tool_calls": totals["simulated_tool_calls"],
+        "tool_failures": totals["tool_failures"],
+        "tool_latency_mean_s": totals["tool_latency_s"] / max(totals["real_tool_calls"], 1.0),
+        "answered_fraction": totals["answered"] / n, "degenerate_groups": totals["degenerate_groups"],
+        "env_real": float(env == "real"), "rollout_tokens_per_s": totals["rollout_tokens_per_s"],
     }  # fmt: skip

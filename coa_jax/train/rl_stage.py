@@ -21,7 +21,8 @@ from coa_jax.env.rewards import get_reward
 from coa_jax.models.params import param_shardings
 from coa_jax.models.tokenizer import eos_ids
 from coa_jax.rollout.engine import RolloutEngine
-from coa_jax.runtime.placement import place_roles
+from coa_jax.runtime.placement import WeightSync, place_roles
+from coa_jax.runtime.process import barrier, is_main, main_first
 from coa_jax.sharding.mesh import validate_for_devices
 from coa_jax.sharding.rules import SAMPLING_RULES, TRAINING_RULES, Sharder
 from coa_jax.train import workspace
@@ -30,6 +31,7 @@ from coa_jax.train.loop import run_loop
 from coa_jax.train.metrics import MetricsWriter
 from coa_jax.train.optimizer import make_optimizer
 from coa_jax.train.reference import ReferenceModel
+from coa_jax.train.stages import export_once
 from coa_jax.train.step import init_train_state
 
 RL_ENV_CHOICES = ("sim", "real", "schedule")
@@ -46,7 +48,8 @@ def run_rl(cfg: Config, env: str, *, init: str, out: str | pathlib.Path) -> path
     meshes = place_roles(cfg.mesh, cfg.roles)
     validate_for_devices(cfg, meshes.policy.devices.size)
     train_sharder, sample_sharder = Sharder(meshes.policy, TRAINING_RULES), Sharder(meshes.rollout, SAMPLING_RULES)
-    world = workspace.world_dir(cfg, out.parent)
+    check_pod_split(rl.prompts_per_step, rl.group_size, rl.micro_batches)
+    world = main_first("world", lambda: workspace.world_dir(cfg, out.parent))
     model_cfg, params, tokenizer = workspace.initial_model(cfg, init, train_sharder, world / "tokenizer")
     home = (None if meshes.reference is meshes.policy
             else param_shardings(model_cfg, Sharder(meshes.reference, TRAINING_RULES)))
@@ -65,18 +68,21 @@ def run_rl(cfg: Config, env: str, *, init: str, out: str | pathlib.Path) -> path
                     sim_fraction=rl.sim_fraction, updates_per_batch=rl.updates_per_batch,
                     micro_batches=rl.micro_batches, normalize_std=rl.normalize_std,
                     filter_degenerate=rl.filter_degenerate, recompute_old_logprobs=rl.recompute_old_logprobs,
-                    temperature=cfg.rollout.temperature, seed=cfg.seed, pad_id=tokenizer.pad_token_id or 0)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({"stage": f"rl-{env}", "init": init, "config": to_dict(cfg)},
-                                                indent=2))
+                    temperature=cfg.rollout.temperature, seed=cfg.seed, pad_id=tokenizer.pad_token_id or 0,
+                    sync=WeightSync(param_shardings(model_cfg, train_sharder), meshes.rollout))
+    if is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps({"stage": f"rl-{env}", "init": init, "config": to_dict(cfg)},
+                                                    indent=2))
     try:
         result = run_loop(out, state, rl.steps, body, rl.loop, meta={"stage": f"rl-{env}"},
                           model_dict=to_dict(model_cfg), progress=f"rl-{env}")
     finally:
         registry.close()
-    summary = run_summary(out)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return workspace.finish_stage(out, result.state.params, model_cfg, tokenizer)
+    if is_main():
+        (out / "summary.json").write_text(json.dumps(run_summary(out), indent=2))
+    barrier("summary")
+    return export_once(out, result.state.params, model_cfg, tokenizer)
 
 
 def check_prompt_lengths(prompt_ids, limit: int) -> None:
@@ -92,6 +98,19 @@ def check_prompt_lengths(prompt_ids, limit: int) -> None:
         more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
         raise ConfigError([("rollout.max_prompt_tokens", f"{shown}{more}; the limit is {limit} and prompts "
                                                          f"must have 1..{limit} tokens")])
+
+
+def check_pod_split(prompts_per_step: int, group_size: int, micro_batches: int) -> None:
+    """Refuse a step that cannot split into whole groups per process and whole microbatches.
+
+    Raises:
+      ConfigError: naming `rl.prompts_per_step`.
+    """
+    n = jax.process_count()
+    if prompts_per_step % n or (prompts_per_step // n * group_size) % micro_batches:
+        raise ConfigError([("rl.prompts_per_step", f"{prompts_per_step} prompts x {group_size} samples must split "
+                                                   f"into {n} process(es), each a multiple of rl.micro_batches="
+                                                   f"{micro_batches} rows")])
 
 
 def run_summary(out: pathlib.Path) -> dict:
