@@ -210,11 +210,19 @@ class Decoder(nn.Module):
                            ("embed", "vocab"), cfg)
         if return_hidden:
             return x_BxTxE, new_cache
-        if cfg.tie_embeddings:
-            logits_BxTxV = linear_transposed(x_BxTxE, embedding_VxE.astype(dtype), out_dtype=jnp.float32)
-        else:
-            logits_BxTxV = linear(x_BxTxE, w_ExV.astype(dtype), out_dtype=jnp.float32)
-        return constrain(self.sharder, logits_BxTxV, ("batch", "length", "vocab")), new_cache
+        return output_logits(cfg, x_BxTxE, embedding_VxE, None if cfg.tie_embeddings else w_ExV,
+                             self.sharder), new_cache
+
+
+def output_logits(cfg: ModelConfig, x_BxTxE, embedding_VxE, w_ExV=None, sharder: Sharder | None = None):
+    """The output head on final-norm hidden states: float32 logits [B, T, V] (through the tied
+    embedding, or `lm_head` [E, V] when the model has one)."""
+    dtype = _dtype(cfg.dtype)
+    if w_ExV is None:
+        logits_BxTxV = linear_transposed(x_BxTxE, embedding_VxE.astype(dtype), out_dtype=jnp.float32)
+    else:
+        logits_BxTxV = linear(x_BxTxE, w_ExV.astype(dtype), out_dtype=jnp.float32)
+    return constrain(sharder, logits_BxTxV, ("batch", "length", "vocab"))
 
 
 def init_cache(cfg: ModelConfig, batch: int, length: int, dtype: str | None = None) -> KVCache:

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from coa_jax.models.decoder import CACHE_AXES, Decoder, KVCache
+from coa_jax.models.decoder import CACHE_AXES, Decoder, KVCache, output_logits
 from coa_jax.models.model_config import ModelConfig
 from coa_jax.sharding.rules import Sharder
 
@@ -91,6 +91,13 @@ def forward(cfg: ModelConfig, params: Params, tokens_BxT, positions_BxT, *, segm
     """Pure forward pass: (logits [B, T, V] float32 or hidden [B, T, E], new cache or None)."""
     return Decoder(cfg, sharder).apply({"params": params}, tokens_BxT, positions_BxT,
                                        segment_ids_BxT=segment_ids_BxT, cache=cache, return_hidden=return_hidden)
+
+
+def head_logits(cfg: ModelConfig, params: Params, hidden_BxTxE, sharder: Sharder | None = None):
+    """float32 logits [B, T, V] of hidden states from `forward(..., return_hidden=True)`: lets a
+    caller run the output head on the positions it needs only (a prefill needs the last one)."""
+    return output_logits(cfg, hidden_BxTxE, params["embedding"], None if cfg.tie_embeddings else params["lm_head"],
+                         sharder)
 
 
 def count_params(cfg: ModelConfig) -> int:

@@ -37,10 +37,17 @@ import numpy as np
 
 from coa_jax.models.decoder import KVCache
 from coa_jax.models.model_config import ModelConfig
-from coa_jax.models.params import (Params, cache_shardings, compute_dtype_params, forward, needs_narrowing,
-                                   param_shardings)
+from coa_jax.models.params import (Params, cache_shardings, compute_dtype_params, forward, head_logits,
+                                   needs_narrowing, param_shardings)
 from coa_jax.rollout.sampling import SamplingParams, row_keys, sample_tokens
 from coa_jax.sharding.rules import Sharder
+
+# XLA:CPU compiles the decode loop without YNNPACK *reduce* fusions: a YNN fusion needs its
+# inputs materialised, so each layer's [B, S, K, D] slice of the carried KV cache was first copied
+# out of the [L, ...] cache, then reduced; XLA's own reduce fusion reads the slice in place
+# (BENCHMARKS.md, D1 at batch 32). Dot fusions stay, and every other program keeps the defaults
+# (prefill and training are faster with YNN reductions).
+DECODE_CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 NO_STOP = -1  # stop reason: ran out of budget/steps (no halting stop sequence matched)
 HALT, ACTION, MARK = 0, 1, 2  # stop sequence kinds
@@ -215,8 +222,12 @@ class Sampler:
                 functools.partial(self._decode_impl, window=w),
                 in_shardings=(self.param_shardings, self.state_shardings, self.sharder.replicated()),
                 out_shardings=(self.state_shardings, DecodeResult(steps, steps, row, row, steps, row)),
-                donate_argnums=(1,))
+                donate_argnums=(1,), compiler_options=self._decode_options())
         return self._decode_fns[w](params, state, jax.random.key(0) if rng is None else rng)
+
+    def _decode_options(self) -> dict | None:
+        devices = self.sharder.mesh.devices.flat
+        return DECODE_CPU_OPTIONS if all(d.platform == "cpu" for d in devices) else None
 
     # --- jitted bodies -------------------------------------------------------------------------
 
@@ -233,11 +244,13 @@ class Sampler:
         offs_BxC = jnp.arange(c)[None, :]
         # positions >= window (padding, untouched rows) are dropped by the cache scatter
         positions_BxC = jnp.where(offs_BxC < n_valid_B[:, None], state.lengths_B[:, None] + offs_BxC, window)
-        logits_BxCxV, view = forward(self.cfg, params, tokens_BxC, positions_BxC,
-                                     cache=self._view(state.cache, window), sharder=self.sharder)
+        hidden_BxCxE, view = forward(self.cfg, params, tokens_BxC, positions_BxC,
+                                     cache=self._view(state.cache, window), sharder=self.sharder, return_hidden=True)
         cache = self._write_back(state.cache, view)
         last_B = jnp.maximum(n_valid_B - 1, 0)
-        new_logits_BxV = jnp.take_along_axis(logits_BxCxV, last_B[:, None, None], axis=1)[:, 0]
+        # the output head on each row's last token only (not on all C: [B, C, V] logits)
+        hidden_Bx1xE = jnp.take_along_axis(hidden_BxCxE, last_B[:, None, None], axis=1)
+        new_logits_BxV = head_logits(self.cfg, params, hidden_Bx1xE, self.sharder)[:, 0]
         touched_B = n_valid_B > 0
         logits_BxV = jnp.where(touched_B[:, None], new_logits_BxV, state.logits_BxV)
         # appended tokens never complete a stop sequence the policy started
