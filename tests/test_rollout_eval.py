@@ -45,7 +45,7 @@ def _args(world, tmp_path, mode, **extra):
     return parser.parse_args(argv)
 
 
-@pytest.mark.parametrize("mode", ["model-only", "workflow", "agent"])
+@pytest.mark.parametrize("mode", ["model-only", "workflow", "agent", "rag"])
 def test_eval_runs_in_every_mode(world, tmp_path, mode):
     assert eval_command.run(_args(world, tmp_path, mode)) == 0
     rep = json.loads((tmp_path / f"{mode}.json").read_text())
@@ -61,6 +61,10 @@ def test_eval_runs_in_every_mode(world, tmp_path, mode):
         assert actions == [0] * n_datasets and all(not r["tool_calls"] for r in rows)
     elif mode == "workflow":
         assert actions == [1] * n_datasets and all(len(r["workflow_queries"]) == 1 for r in rows)
+        assert all(r["workflow_queries"][0] != r["question"] for r in rows)  # the model wrote them
+    elif mode == "rag":  # one search with the question as written, its results before the answer
+        assert actions == [1] * n_datasets and all(r["workflow_queries"] == [r["question"]] for r in rows)
+        assert all("<search_result>" in r["response_text"] for r in rows)
     else:  # the scripted agent searches until its budget of 2 is spent
         assert all(a >= 1 for a in actions) and "Retrieval failed" not in rows[0]["response_text"]
         assert rows[0]["tool_calls"][0]["query"]

@@ -1,6 +1,6 @@
 """`python -m coa_jax eval`: score a checkpoint on QA benchmarks as the model alone, in a workflow, or as an agent.
 
-    python -m coa_jax eval --checkpoint PATH --data FILE_OR_TFDS_NAME --mode {model-only,workflow,agent}
+    python -m coa_jax eval --checkpoint PATH --data FILE_OR_TFDS_NAME --mode {model-only,workflow,agent,rag}
         [--retriever bm25:CORPUS | http://HOST:PORT] [--limit N] [--out results.json]
 
 Prints a table per benchmark (strict EM, reference EM, F1, mean actions, answer rate, success by
@@ -19,8 +19,9 @@ import sys
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="Hugging Face directory or .gguf file")
     p.add_argument("--data", required=True, help="verl .parquet, world questions .jsonl, world directory, or TFDS name")
-    p.add_argument("--mode", required=True, choices=["model-only", "workflow", "agent"])
-    p.add_argument("--retriever", default=None, help="bm25:CORPUS_JSONL or http://HOST:PORT (workflow, agent)")
+    p.add_argument("--mode", required=True, choices=["model-only", "workflow", "agent", "rag"],
+                   help="rag: search the question once, then the model reads the results and answers")
+    p.add_argument("--retriever", default=None, help="bm25:CORPUS_JSONL or http://HOST:PORT (workflow, agent, rag)")
     p.add_argument("--limit", type=int, default=None, help="first N questions of every benchmark in --data")
     p.add_argument("--split", default="test", help="split of a world directory or TFDS dataset")
     p.add_argument("--out", default=None, help="report JSON (default: print only)")

@@ -25,7 +25,7 @@ from coa_jax.rollout.trajectory import Trajectory
 from coa_jax.rollout.workflow import run_workflow
 from coa_jax.sharding.rules import Sharder
 
-MODES = ("model-only", "workflow", "agent")
+MODES = ("model-only", "workflow", "agent", "rag")  # rag: one search with the question, then read
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +91,7 @@ def evaluate(cfg: ModelConfig, params: Params, sharder: Sharder, tokenizer, item
         raise ValueError(f"mode {settings.mode!r} needs a retriever")
     eos = eos_ids(tokenizer)
     start = time.perf_counter()
-    if settings.mode == "workflow":
+    if settings.mode in ("workflow", "rag"):
         query_cfg = settings.rollout_config(1024, max_response_tokens=settings.query_tokens + 2, answer_reserve=2,
                                             answer_trigger="\n", answer_trigger_after_think="\n")
         query_engine = RolloutEngine(cfg, sharder, query_cfg, tokenizer, eos_ids=eos)
@@ -101,7 +101,8 @@ def evaluate(cfg: ModelConfig, params: Params, sharder: Sharder, tokenizer, item
             return RolloutEngine(cfg, sharder, settings.rollout_config(bucket(longest)), tokenizer, eos_ids=eos)
 
         results = run_workflow(query_engine, answer_engine, params, tokenizer, registry, items,
-                               rounds=settings.workflow_rounds, seed=settings.seed)
+                               rounds=1 if settings.mode == "rag" else settings.workflow_rounds, seed=settings.seed,
+                               question_first=settings.mode == "rag")
         records = [EvalRecord(item, r.response_text, r.trajectory,
                               score_response(item.dataset, r.response_text, item.golds, len(r.queries),
                                              bool(r.trajectory.forced)), r.queries)

@@ -5,6 +5,9 @@ query, runs the search and writes the call and its observation into the model's 
 trajectory format (`<begin_search> q </end_search>` + `<search_result> ... </search_result>`).
 After K rounds the model continues from there with tools off and answers. This is the baseline
 the paper's agent models beat: the number and timing of searches are fixed by the script.
+
+With `question_first`, round 1 searches the question as written instead of asking the model: one
+such round is retrieve-then-read (RAG), the diagnostic of whether a model reads its results.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ class WorkflowResult:
 
 def run_workflow(query_engine: RolloutEngine, answer_engine: Callable[[int], RolloutEngine], params: Params, tokenizer,
                  registry: ToolRegistry, items: Sequence[EvalItem], *, rounds: int, seed: int = 0,
-                 think_open: str = "<think>") -> list[WorkflowResult]:
+                 think_open: str = "<think>", question_first: bool = False) -> list[WorkflowResult]:
     """Runs the workflow for every item (batched per round).
 
     Args:
@@ -51,14 +54,17 @@ def run_workflow(query_engine: RolloutEngine, answer_engine: Callable[[int], Rol
       seed: sampling seed.
       think_open: opened in the assistant turn before the first call unless the chat template's
         generation prompt already ends with it.
+      question_first: round 1 searches each question itself (no query is generated).
     """
     steps: list[list[tuple[str, str]]] = [[] for _ in items]
-    for _ in range(rounds):
-        prompts = []
-        for item, done in zip(items, steps):
-            prompts.append(prompt_ids(tokenizer, [Message("user", query_prompt(item.question, done))]))
-        written = query_engine.rollout(params, prompts, env="none", seed=seed).trajectories
-        queries = [first_line(t.response_text, item.question) for t, item in zip(written, items)]
+    for k in range(rounds):
+        if k == 0 and question_first:
+            queries = [item.question for item in items]
+        else:
+            prompts = [prompt_ids(tokenizer, [Message("user", query_prompt(item.question, done))])
+                       for item, done in zip(items, steps)]
+            written = query_engine.rollout(params, prompts, env="none", seed=seed).trajectories
+            queries = [first_line(t.response_text, item.question) for t, item in zip(written, items)]
         results = registry.run([Action(SEARCH_SPEC.name, q, 0, len(q), True) for q in queries])
         for done, q, result in zip(steps, queries, results):
             done.append((q, result.text))
