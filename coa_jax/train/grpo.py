@@ -108,10 +108,13 @@ class GRPOBody:
         """Sharding of a [micro, rows/micro, length] leaf of the step's batch."""
         return self.sharder.sharding((None, "batch", "length"), (self.micro, self.g * self.p // self.micro, length))
 
+    def _batch_shardings(self, length: int) -> dict:
+        two = self._rows_sharding(length)
+        return {**dict.fromkeys(ROW_KEYS, two),
+                "adv": self.sharder.sharding((None, "batch"), (self.micro, self.g * self.p // self.micro))}
+
     def _train_step(self, length: int):
         if length not in self._steps:
-            two = self._rows_sharding(length)
-            one = self.sharder.sharding((None, "batch"), (self.micro, self.g * self.p // self.micro))
             cfg, grpo, temp, sharder = self.cfg, self.grpo, self.temperature, self.sharder
 
             def loss_fn(params, mb):
@@ -120,9 +123,8 @@ class GRPOBody:
                 return grpo_loss(logp, mb["old_logp"], mb["ref_logp"], mb["adv"], mb["policy_mask"],
                                  mb["response_mask"], grpo, ent)
 
-            self._steps[length] = (make_train_step(loss_fn, self.optimizer, self.state_shardings,
-                                                   {**{k: two for k in ROW_KEYS}, "adv": one}),
-                                   {**{k: two for k in ROW_KEYS}, "adv": one})
+            self._steps[length] = make_train_step(loss_fn, self.optimizer, self.state_shardings,
+                                                  self._batch_shardings(length))
         return self._steps[length]
 
     # --- one step ----------------------------------------------------------------------------------
@@ -168,9 +170,9 @@ class GRPOBody:
         full = {"tokens": batch.tokens_BxL, "positions": batch.positions_BxL, "segments": batch.segment_ids_BxL,
                 "old_logp": old.astype(np.float32), "ref_logp": ref, "policy_mask": policy, "response_mask": response,
                 "adv": adv}
-        train_step, shardings = self._train_step(length)
-        micro = to_global({k: v.reshape((self.micro, -1) + v.shape[1:]) for k, v in full.items()}, shardings,
-                          global_rows=rows)
+        train_step = self._train_step(length)
+        micro = to_global({k: v.reshape((self.micro, -1) + v.shape[1:]) for k, v in full.items()},
+                          self._batch_shardings(length), global_rows=rows)
         update_metrics = {}
         for _ in range(self.updates):
             state, update_metrics = train_step(state, micro)
