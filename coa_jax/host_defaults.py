@@ -19,9 +19,9 @@ Why, from profiles of the SFT step of configs/default.py on the 2-core machine i
   compiled before instead of compiling them again (tens of seconds per stage on a CPU).
 * Nothing else is changed by default, after measuring (BENCHMARKS.md, "CPU settings"): XLA's
   YNNPACK fusions are kept (turning them off helped only while the model's layout caused
-  transposes, since fixed in models/linear.py and models/attention.py; only the sampler's decode
-  loop drops YNN *reductions*, per program, see rollout/sampler.py); float32 stays the CPU
-  compute dtype (bfloat16 matmuls are slower without AVX512-BF16); intra-op threads follow the
+  transposes, since fixed in models/linear.py and models/attention.py; dropping YNN reductions
+  in the decode loop alone sped up batch-32 decode but slowed agent rollouts); float32 stays the
+  CPU compute dtype (bfloat16 matmuls are slower without AVX512-BF16); intra-op threads follow the
   cores JAX sees, which `taskset` can narrow when the machine is shared.
 """
 

@@ -42,13 +42,6 @@ from coa_jax.models.params import (Params, cache_shardings, compute_dtype_params
 from coa_jax.rollout.sampling import SamplingParams, row_keys, sample_tokens
 from coa_jax.sharding.rules import Sharder
 
-# XLA:CPU compiles the decode loop without YNNPACK *reduce* fusions: a YNN fusion needs its
-# inputs materialised, so each layer's [B, S, K, D] slice of the carried KV cache was first copied
-# out of the [L, ...] cache, then reduced; XLA's own reduce fusion reads the slice in place
-# (BENCHMARKS.md, D1 at batch 32). Dot fusions stay, and every other program keeps the defaults
-# (prefill and training are faster with YNN reductions).
-DECODE_CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
-
 NO_STOP = -1  # stop reason: ran out of budget/steps (no halting stop sequence matched)
 HALT, ACTION, MARK = 0, 1, 2  # stop sequence kinds
 
@@ -222,12 +215,8 @@ class Sampler:
                 functools.partial(self._decode_impl, window=w),
                 in_shardings=(self.param_shardings, self.state_shardings, self.sharder.replicated()),
                 out_shardings=(self.state_shardings, DecodeResult(steps, steps, row, row, steps, row)),
-                donate_argnums=(1,), compiler_options=self._decode_options())
+                donate_argnums=(1,))
         return self._decode_fns[w](params, state, jax.random.key(0) if rng is None else rng)
-
-    def _decode_options(self) -> dict | None:
-        devices = self.sharder.mesh.devices.flat
-        return DECODE_CPU_OPTIONS if all(d.platform == "cpu" for d in devices) else None
 
     # --- jitted bodies -------------------------------------------------------------------------
 
