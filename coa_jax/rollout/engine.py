@@ -135,8 +135,8 @@ class RolloutEngine:
         for p, ids in enumerate(prompts):
             if not 0 < len(ids) <= self.cfg.max_prompt_tokens:
                 raise ValueError(f"prompt {p} has {len(ids)} tokens; 1..{self.cfg.max_prompt_tokens} allowed")
-            jobs += [Job(k, p, g, tuple(int(t) for t in ids), first_stream + k)
-                     for k, g in ((p * group_size + g, g) for g in range(group_size))]
+            row = tuple(int(t) for t in ids)
+            jobs += [Job(p * group_size + g, p, g, row, first_stream + p * group_size + g) for g in range(group_size)]
         budget = Budget(self.cfg.max_actions if max_actions is None else max_actions,
                          self.cfg.max_response_tokens if max_response_tokens is None else max_response_tokens,
                          self.cfg.answer_reserve)

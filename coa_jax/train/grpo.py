@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
+from coa_jax.config.errors import ConfigError
 from coa_jax.data.provenance import Provenance
 from coa_jax.models.model_config import ModelConfig
 from coa_jax.rollout.engine import RolloutEngine
@@ -58,6 +59,19 @@ class PromptSet:
         return out
 
 
+def check_pod_split(prompts_per_step: int, group_size: int, micro_batches: int) -> None:
+    """Refuse a step that cannot split into whole groups per process and whole microbatches.
+
+    Raises:
+      ConfigError: naming `rl.prompts_per_step`.
+    """
+    n = jax.process_count()
+    if prompts_per_step % n or (prompts_per_step // n * group_size) % micro_batches:
+        raise ConfigError([("rl.prompts_per_step", f"{prompts_per_step} prompts x {group_size} samples must split "
+                                                   f"into {n} process(es), each a multiple of rl.micro_batches="
+                                                   f"{micro_batches} rows")])
+
+
 def env_for_step(env: str, sim_fraction: float, step: int, total_steps: int) -> str:
     """The rollout environment of a step: the paper's schedule runs simulated first, then real."""
     if env == "sim":
@@ -87,11 +101,10 @@ class GRPOBody:
         self.normalize_std, self.filter_degenerate = normalize_std, filter_degenerate
         self.recompute_old, self.temperature, self.seed, self.pad_id = recompute_old_logprobs, temperature, seed, pad_id
         self.sync = sync or (lambda params: params)
-        self.procs, self.rank = jax.process_count(), jax.process_index()
-        if prompts_per_step % self.procs or (group_size * prompts_per_step // self.procs) % micro_batches:
-            raise ValueError(f"prompts_per_step={prompts_per_step} x group_size={group_size} must split into "
-                             f"{self.procs} processes x {micro_batches} microbatches")
-        self.local_p = prompts_per_step // self.procs  # whole groups per process
+        check_pod_split(prompts_per_step, group_size, micro_batches)
+        self.rank = jax.process_index()
+        self.local_p = prompts_per_step // jax.process_count()  # whole groups per process
+        self.rows = group_size * prompts_per_step // micro_batches  # per microbatch, over the pod
         self._steps: dict[int, Callable] = {}
         self._logprob_fns: dict[int, Callable] = {}
 
@@ -106,12 +119,12 @@ class GRPOBody:
 
     def _rows_sharding(self, length: int):
         """Sharding of a [micro, rows/micro, length] leaf of the step's batch."""
-        return self.sharder.sharding((None, "batch", "length"), (self.micro, self.g * self.p // self.micro, length))
+        return self.sharder.sharding((None, "batch", "length"), (self.micro, self.rows, length))
 
     def _batch_shardings(self, length: int) -> dict:
         two = self._rows_sharding(length)
         return {**dict.fromkeys(ROW_KEYS, two),
-                "adv": self.sharder.sharding((None, "batch"), (self.micro, self.g * self.p // self.micro))}
+                "adv": self.sharder.sharding((None, "batch"), (self.micro, self.rows))}
 
     def _train_step(self, length: int):
         if length not in self._steps:
@@ -126,6 +139,11 @@ class GRPOBody:
             self._steps[length] = make_train_step(loss_fn, self.optimizer, self.state_shardings,
                                                   self._batch_shardings(length))
         return self._steps[length]
+
+    def _place(self, rows: dict[str, np.ndarray], shardings: dict) -> dict:
+        """This process's [rows, ...] arrays as [micro, rows/micro, ...] leaves of the global batch."""
+        return to_global({k: v.reshape((self.micro, -1) + v.shape[1:]) for k, v in rows.items()}, shardings,
+                         global_rows=self.rows)
 
     # --- one step ----------------------------------------------------------------------------------
 
@@ -145,11 +163,10 @@ class GRPOBody:
         batch = pack_trajectories(trajs, length, self.pad_id)
         policy = np.isin(batch.labels_BxL, POLICY_LABELS).astype(np.float32)
         response = (~np.isin(batch.labels_BxL, NON_RESPONSE)).astype(np.float32)
-        rows = self.g * self.p // self.micro  # per microbatch, over the pod
-        sh = self._rows_sharding(length)
-        placed = to_global({k: a.reshape(self.micro, -1, length) for k, a in
-                            (("tokens", batch.tokens_BxL), ("positions", batch.positions_BxL),
-                             ("segments", batch.segment_ids_BxL))}, dict.fromkeys(ROW_KEYS, sh), global_rows=rows)
+        shardings = self._batch_shardings(length)
+        # placed once: the log-prob passes and every update read the same token arrays
+        placed = self._place({"tokens": batch.tokens_BxL, "positions": batch.positions_BxL,
+                              "segments": batch.segment_ids_BxL}, shardings)
         args = (placed["tokens"], placed["positions"], placed["segments"])
         logprob = self._logprob_fn(length)
 
@@ -167,12 +184,9 @@ class GRPOBody:
             keep = np.repeat(~degenerate, self.g).astype(np.float32)[:, None]
             policy, response = policy * keep, response * keep
         t2 = time.perf_counter()
-        full = {"tokens": batch.tokens_BxL, "positions": batch.positions_BxL, "segments": batch.segment_ids_BxL,
-                "old_logp": old.astype(np.float32), "ref_logp": ref, "policy_mask": policy, "response_mask": response,
-                "adv": adv}
+        micro = {**placed, **self._place({"old_logp": old.astype(np.float32), "ref_logp": ref, "policy_mask": policy,
+                                          "response_mask": response, "adv": adv}, shardings)}
         train_step = self._train_step(length)
-        micro = to_global({k: v.reshape((self.micro, -1) + v.shape[1:]) for k, v in full.items()},
-                          self._batch_shardings(length), global_rows=rows)
         update_metrics = {}
         for _ in range(self.updates):
             state, update_metrics = train_step(state, micro)

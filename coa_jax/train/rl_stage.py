@@ -26,7 +26,7 @@ from coa_jax.runtime.process import barrier, is_main, main_first
 from coa_jax.sharding.mesh import validate_for_devices
 from coa_jax.sharding.rules import SAMPLING_RULES, TRAINING_RULES, Sharder
 from coa_jax.train import workspace
-from coa_jax.train.grpo import GRPOBody, PromptSet
+from coa_jax.train.grpo import GRPOBody, PromptSet, check_pod_split
 from coa_jax.train.loop import run_loop
 from coa_jax.train.metrics import MetricsWriter
 from coa_jax.train.optimizer import make_optimizer
@@ -98,19 +98,6 @@ def check_prompt_lengths(prompt_ids, limit: int) -> None:
         more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
         raise ConfigError([("rollout.max_prompt_tokens", f"{shown}{more}; the limit is {limit} and prompts "
                                                          f"must have 1..{limit} tokens")])
-
-
-def check_pod_split(prompts_per_step: int, group_size: int, micro_batches: int) -> None:
-    """Refuse a step that cannot split into whole groups per process and whole microbatches.
-
-    Raises:
-      ConfigError: naming `rl.prompts_per_step`.
-    """
-    n = jax.process_count()
-    if prompts_per_step % n or (prompts_per_step // n * group_size) % micro_batches:
-        raise ConfigError([("rl.prompts_per_step", f"{prompts_per_step} prompts x {group_size} samples must split "
-                                                   f"into {n} process(es), each a multiple of rl.micro_batches="
-                                                   f"{micro_batches} rows")])
 
 
 def run_summary(out: pathlib.Path) -> dict:
