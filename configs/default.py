@@ -27,41 +27,49 @@ def get_config(variant: str | None = None) -> Config:
                         num_heads=4, num_kv_heads=2, max_position_embeddings=2048, rope_theta=10000.0,
                         qkv_bias=True, tie_embeddings=True, init_std=0.02)
     loop = LoopConfig(save_every=100, keep_checkpoints=1)
-    sft = SFTConfig(epochs=2.0, batch_rows=8, max_len=512, loop=loop)
+    # Rows of 768 tokens: a trajectory with three searches (three results each) runs ~600, and a
+    # row cut short loses the part that reads the results (the stage logs what max_len cuts).
+    # 8 rows split over hosts of 1, 2, 4 or 8 devices.
+    sft = SFTConfig(epochs=2.0, batch_rows=8, max_len=768, loop=loop)
     cfg = Config(
         name="default", seed=0, model=model, mesh=MeshConfig(data=-1),
         sampling=SamplingConfig(temperature=0.6, max_new_tokens=256),
         world=WorldConfig(size="small", prompt_style="compact"),
         env=EnvConfig(search="bm25", topk=3, max_obs_tokens=256),
-        rollout=RolloutConfig(batch_slots=16, max_prompt_tokens=128, max_response_tokens=512, max_actions=4,
+        rollout=RolloutConfig(batch_slots=16, max_prompt_tokens=128, max_response_tokens=768, max_actions=4,
                               temperature=0.6),
         # The base reasoner learns from random weights: language, the popular facts, CoT, writing a
         # query and reading results (a real base model's skills), so it gets most of the steps.
-        reasoner=dataclasses.replace(sft, steps=900, max_len=384,
+        reasoner=dataclasses.replace(sft, steps=450,
                                      optim=OptimConfig(lr=3e-3, warmup_steps=30, weight_decay=0.01)),
         sft1=dataclasses.replace(sft, steps=60, optim=OptimConfig(lr=5e-4, warmup_steps=5)),
-        sft2=dataclasses.replace(sft, steps=300, optim=OptimConfig(lr=1e-3, warmup_steps=20)),
-        sft3=dataclasses.replace(sft, steps=60, optim=OptimConfig(lr=5e-4, warmup_steps=5)),
+        sft2=dataclasses.replace(sft, steps=200, optim=OptimConfig(lr=1e-3, warmup_steps=20)),
+        sft3=dataclasses.replace(sft, steps=40, optim=OptimConfig(lr=5e-4, warmup_steps=5)),
         rl=RLConfig(steps=12, prompts_per_step=8, group_size=4, sim_fraction=5 / 6, loop=loop,
                     grpo=GRPOParams(kl_coef=0.001), optim=OptimConfig(lr=1e-4, decay="constant")),
-        eval=EvalSettings(batch_slots=16, max_response_tokens=512, max_actions=4, answer_reserve=32),
+        eval=EvalSettings(batch_slots=16, max_response_tokens=768, max_actions=4, answer_reserve=32),
     )
     if variant == "quick":
         return dataclasses.replace(
             cfg, name="default-quick", world=dataclasses.replace(cfg.world, size="tiny"),
-            reasoner=dataclasses.replace(cfg.reasoner, steps=250), sft1=dataclasses.replace(cfg.sft1, steps=10),
-            sft2=dataclasses.replace(cfg.sft2, steps=60), sft3=dataclasses.replace(cfg.sft3, steps=10),
+            reasoner=dataclasses.replace(cfg.reasoner, steps=125), sft1=dataclasses.replace(cfg.sft1, steps=10),
+            sft2=dataclasses.replace(cfg.sft2, steps=40), sft3=dataclasses.replace(cfg.sft3, steps=7),
             rl=dataclasses.replace(cfg.rl, steps=4, prompts_per_step=4, group_size=4),
-            rollout=dataclasses.replace(cfg.rollout, max_response_tokens=384),
-            eval=dataclasses.replace(cfg.eval, max_response_tokens=384))
+            rollout=dataclasses.replace(cfg.rollout, max_response_tokens=512),
+            eval=dataclasses.replace(cfg.eval, max_response_tokens=512))
     if variant == "tiny":
         return dataclasses.replace(
             cfg, name="default-tiny", world=dataclasses.replace(cfg.world, size="tiny"),
             model=dataclasses.replace(model, hidden_size=64, intermediate_size=128, num_layers=2),
             sampling=dataclasses.replace(cfg.sampling, max_new_tokens=64),
-            reasoner=dataclasses.replace(cfg.reasoner, steps=8), sft1=dataclasses.replace(cfg.sft1, steps=4),
-            sft2=dataclasses.replace(cfg.sft2, steps=4), sft3=dataclasses.replace(cfg.sft3, steps=4),
-            rl=dataclasses.replace(cfg.rl, steps=2, prompts_per_step=2))
+            # short rows: what the tests run (seconds per stage)
+            reasoner=dataclasses.replace(cfg.reasoner, steps=8, max_len=384),
+            sft1=dataclasses.replace(cfg.sft1, steps=4, max_len=512),
+            sft2=dataclasses.replace(cfg.sft2, steps=4, max_len=512),
+            sft3=dataclasses.replace(cfg.sft3, steps=4, max_len=512),
+            rl=dataclasses.replace(cfg.rl, steps=2, prompts_per_step=2),
+            rollout=dataclasses.replace(cfg.rollout, max_response_tokens=512),
+            eval=dataclasses.replace(cfg.eval, max_response_tokens=512))
     if variant is not None:
         raise ConfigError([("variant", f"unknown variant {variant!r}; choose from {VARIANTS}")])
     return cfg

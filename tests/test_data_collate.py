@@ -221,3 +221,24 @@ def test_streams_are_resumable(world_tok, coa_rows):
     first = next(p)
     q = PairStream(pairs, rows=2, max_len=2048, mode="pack", pairs_per_row=4, seed=0)
     assert (next(q).chosen.tokens == first.chosen.tokens).all() and first.pair_valid.shape == (2, 4)
+
+
+def _example(prompt: int, targets: int):
+    from coa_jax.data.tokenize_sft import TokenizedExample
+    labels = [int(Provenance.PROMPT)] * prompt + [int(Provenance.POLICY)] * targets
+    return TokenizedExample(np.arange(len(labels), dtype=np.int32), np.asarray(labels, np.int8))
+
+
+def test_stage_cut_warns_with_the_config_key_and_counts_lost_targets(caplog):
+    from coa_jax.train.stages import cut_to_length
+    fits, long = _example(10, 20), _example(40, 30)  # the long one loses 10 of its 30 targets at 60
+    with caplog.at_level("WARNING", logger="coa_jax.train.stages"):
+        out = cut_to_length([fits, long], 60, "2")
+    assert [len(e) for e in out] == [30, 60]
+    assert out[1].truncated == 10
+    msg = caplog.text
+    assert "sft2.max_len=60" in msg and "cuts 1 of 2 examples" in msg and "losing 10 of 50 target tokens" in msg
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="coa_jax.train.stages"):
+        cut_to_length([fits, _example(60, 0)], 40, "reasoner")  # only prompt tokens cut: nothing lost
+    assert caplog.text == ""

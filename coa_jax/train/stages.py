@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import pathlib
 
@@ -39,6 +40,9 @@ from coa_jax.train.sft import ContrastiveBody, NextTokenBody, batch_sharding, co
 from coa_jax.train.step import init_train_state
 
 SFT_STAGES = ("reasoner", "1", "2", "3")
+_CONFIG_KEY = {"reasoner": "reasoner", "1": "sft1", "2": "sft2", "3": "sft3"}
+
+log = logging.getLogger(__name__)
 
 
 def stage_config(cfg: Config, stage: str) -> SFTConfig:
@@ -103,27 +107,49 @@ def _data(stage: str, sc: SFTConfig, seed: int, data_dir: pathlib.Path, world: p
           tokenizer, local_rows: list[int] | None = None):
     """(stream factory(num_epochs), body class) for the stage; streams build only `local_rows`."""
     if stage == "1":
-        pairs, _ = load_pair_examples(data_dir / "CoT+A_data.json", chat, max_len=sc.max_len)
+        pairs, dropped = load_pair_examples(data_dir / "CoT+A_data.json", chat, max_len=sc.max_len)
+        cut = sum(p.truncated > 0 for p in pairs)
+        if cut or dropped:
+            log.warning("stage 1: %d of %d pairs are cut to sft1.max_len=%d and %d dropped (no room after their "
+                        "context); raise sft1.max_len to keep them", cut, len(pairs) + dropped, sc.max_len, dropped)
         return (lambda num_epochs: PairStream(pairs, rows=sc.batch_rows, max_len=sc.max_len, seed=seed,
                                               num_epochs=num_epochs, local_rows=local_rows)), ContrastiveBody
     if stage == "reasoner":
-        examples = plain_text_examples((world / "pretrain.txt").read_text().splitlines(), tokenizer, sc.max_len)
+        examples = plain_text_examples((world / "pretrain.txt").read_text().splitlines(), tokenizer, None)
         for name in ("reasoner_traces.jsonl", "reasoner_skills.jsonl"):
             if (data_dir / name).exists():  # no token before an observation is a target: no tool calls
                 examples += [dataclasses.replace(e, labels=mask_through_last_observation(e.labels))
-                             for e in load_sft_examples(data_dir / name, chat, max_len=sc.max_len)]
+                             for e in load_sft_examples(data_dir / name, chat)]
     else:
         examples = []
         for name in ("CoA_data.jsonl", "CoT_data.jsonl"):
             if (data_dir / name).exists():
-                examples += load_sft_examples(data_dir / name, chat, max_len=sc.max_len)
+                examples += load_sft_examples(data_dir / name, chat)
     if not examples:
         raise FileNotFoundError(f"no SFT data for stage {stage} in {data_dir}")
+    examples = cut_to_length(examples, sc.max_len, stage)
     return (lambda num_epochs: SFTStream(examples, rows=sc.batch_rows, length=sc.max_len, seed=seed,
                                          num_epochs=num_epochs, local_rows=local_rows)), NextTokenBody
 
 
-def plain_text_examples(lines: list[str], tokenizer, max_len: int) -> list[TokenizedExample]:
+def cut_to_length(examples: list[TokenizedExample], max_len: int, stage: str) -> list[TokenizedExample]:
+    """The examples cut to `max_len`, with a warning naming the config key when targets are lost.
+
+    A cut row loses its end: in a CoA row, the reading of the last results and the answer; in a
+    reasoner's reading row, possibly every target. Counted over the model-written (target) tokens.
+    """
+    policy = int(Provenance.POLICY)
+    targets = sum(int(np.sum(np.asarray(e.labels) == policy)) for e in examples)
+    lost = sum(int(np.sum(np.asarray(e.labels)[max_len:] == policy)) for e in examples)
+    rows = sum(len(e) > max_len for e in examples)
+    if lost:
+        key = f"{_CONFIG_KEY[stage]}.max_len"
+        log.warning("stage %s: %s=%d cuts %d of %d examples, losing %d of %d target tokens (%.1f%%); raise %s to "
+                    "keep them", stage, key, max_len, rows, len(examples), lost, targets, 100 * lost / targets, key)
+    return [e.cut(max_len) for e in examples]
+
+
+def plain_text_examples(lines: list[str], tokenizer, max_len: int | None) -> list[TokenizedExample]:
     """Pretraining lines as examples: every token after the first is a model-written target."""
     out = []
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
