@@ -1,4 +1,4 @@
-"""Blockwise attention with its own backward pass, and the decode step, against dense attention.
+"""Blockwise attention with its own backward pass, and cached calls over the heads-major cache, against dense attention.
 
 The reference is the textbook computation: a [B, T, S] boolean mask, -1e30 fill, softmax, and
 autodiff for the gradients. Rows include padding (segment 0, every key masked), several packed
@@ -48,14 +48,18 @@ def test_blockwise_attention_matches_dense_values_and_gradients(t):
         np.testing.assert_allclose(a, b, atol=2e-4)
 
 
-def test_decode_attend_equals_dense_attention_over_the_cache():
+@pytest.mark.parametrize("t", [1, 5])  # one-token decode, and an appended chunk
+def test_cached_attend_equals_dense_attention_over_the_cache(t):
     q, k, v, _, _ = _inputs(64, seed=1)
-    positions_Bx1 = jnp.asarray([[0], [40], [63]], jnp.int32)  # first slot, middle, last
-    q1 = q[:, :1]
-    expected = dense_reference(q1, k, v, attention.dense_mask(attention.cache_mask(positions_Bx1, 64)))
-    got = attention.decode_attend(q1, k, v, positions_Bx1)
+    positions_BxT = jnp.asarray([[0], [40], [58]], jnp.int32) + jnp.arange(t)  # first slot, middle, last
+    mask = attention.cache_mask(positions_BxT, 64)
+    qt = q[:, :t]
+    expected = dense_reference(qt, k, v, attention.dense_mask(mask))
+    heads_major = lambda a: a.transpose(0, 2, 1, 3)  # noqa: E731  (the cache's [B, K, S, D] layout)
+    got = attention.cached_attend(qt, heads_major(k), heads_major(v), mask)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     # slots after the position do not matter
-    k_later = k.at[:, 41:].set(100.0)
-    np.testing.assert_allclose(attention.decode_attend(q1[1:2], k_later[1:2], v[1:2], positions_Bx1[1:2]),
+    k_later = k.at[:, 41 + t:].set(100.0)
+    np.testing.assert_allclose(attention.cached_attend(qt[1:2], heads_major(k_later[1:2]), heads_major(v[1:2]),
+                                                       attention.cache_mask(positions_BxT[1:2], 64)),
                                expected[1:2], atol=1e-5)

@@ -64,7 +64,10 @@ def test_sampler_matches_recompute_and_append_touches_only_chosen_rows():
     before = jax.tree.map(np.asarray, state)
     state = sampler.append(params, state, obs, np.array([3, 0]))
     after = jax.tree.map(np.asarray, state)
-    np.testing.assert_array_equal(after.cache.k[:, 1], before.cache.k[:, 1])
+    for layer in range(TINY.num_layers):
+        np.testing.assert_array_equal(after.cache.k[layer][1], before.cache.k[layer][1])
+        np.testing.assert_array_equal(after.cache.v[layer][1], before.cache.v[layer][1])
+        assert not np.array_equal(after.cache.k[layer][0], before.cache.k[layer][0])  # row 0 did change
     np.testing.assert_array_equal(after.logits_BxV[1], before.logits_BxV[1])
     assert after.lengths_B.tolist() == [7 + 6 + 3, 4 + 6]
     seqs[0] += [5, 6, 7]

@@ -92,11 +92,17 @@ def _block_rows(q_BxKxGxTxD, start: int, stop: int):
 
 
 def _forward(q_BxTxHxD, k_BxSxKxD, v_BxSxKxD, mask: KeyMask, causal: bool):
+    return _forward_heads_major(q_BxTxHxD, k_BxSxKxD.transpose(0, 2, 1, 3), v_BxSxKxD.transpose(0, 2, 1, 3), mask,
+                                causal)
+
+
+def _forward_heads_major(q_BxTxHxD, k_BxKxSxD, v_BxKxSxD, mask: KeyMask, causal: bool):
+    """(out [B, T, H, D], row stats) with keys and values as [B, K, S, D]: every product is a
+    matmul batched over the leading (batch, kv head) dims, with no transpose of the keys."""
     b, t, h, d = q_BxTxHxD.shape
-    s, kh = k_BxSxKxD.shape[1], k_BxSxKxD.shape[2]
+    kh, s = k_BxKxSxD.shape[1], k_BxKxSxD.shape[2]
     g = h // kh
     q_BxKxGxTxD = _split_rows(q_BxTxHxD, kh)
-    k_BxKxSxD, v_BxKxSxD = k_BxSxKxD.transpose(0, 2, 1, 3), v_BxSxKxD.transpose(0, 2, 1, 3)
     outs, stats = [], []
     for start, stop, keys in _blocks(t, s, causal):
         logits, _ = _block_logits(_block_rows(q_BxKxGxTxD, start, stop), k_BxKxSxD, mask, start, stop, keys, g)
@@ -180,20 +186,14 @@ def attend(q_BxTxHxD, k_BxSxKxD, v_BxSxKxD, mask: KeyMask, impl: str = "xla", *,
     return _attend(q_BxTxHxD, k_BxSxKxD, v_BxSxKxD, mask, causal)
 
 
-def decode_attend(q_Bx1xHxD, k_BxSxKxD, v_BxSxKxD, positions_Bx1):
-    """One query per row against a KV cache that already holds its own key and value.
+def cached_attend(q_BxTxHxD, k_BxKxSxD, v_BxKxSxD, mask: KeyMask, impl: str = "xla"):
+    """Attention of a cached call (prefill, append, one-token decode; no gradient) over one layer's
+    cache in its [B, K, S, D] layout. Returns [B, T, H, D].
 
-    Slot s is visible when s <= the query's position. Cache K and V are read in their
-    [B, S, K, D] layout with a multiply-and-reduce (as matmuls, XLA:CPU would first transpose both
-    to [B, K, S, D]); a decode step is bound by reading the cache, so this is the cost that matters.
+    A decode step is bound by reading the cache: kept heads-major, both products are plain
+    batched matmuls that read it in place ([B, S, K, D] would first be transposed: a copy of the
+    whole cache every step).
     """
-    b, _, h, d = q_Bx1xHxD.shape
-    s, kh = k_BxSxKxD.shape[1], k_BxSxKxD.shape[2]
-    g = h // kh
-    q_BxKxGxD = q_Bx1xHxD.reshape(b, kh, g, d).astype(jnp.float32) * d ** -0.5
-    logits_BxSxKxG = jnp.sum(q_BxKxGxD[:, None] * k_BxSxKxD[:, :, :, None, :].astype(jnp.float32), axis=-1)
-    visible_BxS = jnp.arange(s, dtype=positions_Bx1.dtype)[None, :] <= positions_Bx1
-    logits_BxSxKxG = jnp.where(visible_BxS[:, :, None, None], logits_BxSxKxG, _NEG)
-    probs_BxSxKxG = jax.nn.softmax(logits_BxSxKxG, axis=1)
-    out_BxKxGxD = jnp.sum(probs_BxSxKxG[..., None] * v_BxSxKxD[:, :, :, None, :].astype(jnp.float32), axis=1)
-    return out_BxKxGxD.reshape(b, 1, h, d).astype(v_BxSxKxD.dtype)
+    if impl == "cudnn" and q_BxTxHxD.shape[1] > 1:  # a chunk: the fused kernel, on the transposed cache
+        return attend(q_BxTxHxD, k_BxKxSxD.transpose(0, 2, 1, 3), v_BxKxSxD.transpose(0, 2, 1, 3), mask, impl)
+    return _forward_heads_major(q_BxTxHxD, k_BxKxSxD, v_BxKxSxD, mask, causal=False)[0]

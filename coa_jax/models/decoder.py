@@ -12,10 +12,12 @@ share every line of the layer:
   * cached: a KVCache whose slot index equals the token position. The chunk's k/v are scattered
     into slots `positions` (positions >= S are dropped, which is how padding tokens in an
     appended chunk leave the cache untouched) and queries attend to slots <= their position.
-    Prefill, one-token decode and appending observations to chosen rows are all this mode. The
-    whole [L, ...] cache is the layer loop's carry: layer l writes its slots in place, then reads
-    its slice, so a step never copies the cache (as scan inputs and outputs it would be rebuilt
-    every step: the cost that bounds decoding).
+    Prefill, one-token decode and appending observations to chosen rows are all this mode. Each
+    layer has its own cache buffers, [B, K, S, D], and cached calls loop over the layers in
+    Python (the same stacked parameters, sliced): a layer writes its slots in place and attends
+    over its buffer where it lies. (One [L, ...] buffer carried through the layer scan would be
+    sliced per layer, and XLA:CPU materialises that slice: a copy of the cache every step, the
+    cost that bounds decoding; [B, S, K, D] would be transposed for the matmuls: another.)
 """
 
 from __future__ import annotations
@@ -33,17 +35,21 @@ from coa_jax.sharding.rules import Sharder, constrain
 
 
 class KVCache(NamedTuple):
-    """Per-layer keys and values: [L, B, S, K, D] each."""
+    """Keys and values: one [B, K, S, D] array per layer in each tuple."""
 
-    k: jax.Array
-    v: jax.Array
+    k: tuple[jax.Array, ...]
+    v: tuple[jax.Array, ...]
 
     @property
     def length(self) -> int:
-        return self.k.shape[2]
+        return self.k[0].shape[2]
+
+    def map(self, fn) -> KVCache:
+        """`fn` applied to every layer's keys and values."""
+        return KVCache(tuple(fn(a) for a in self.k), tuple(fn(a) for a in self.v))
 
 
-CACHE_AXES = ("layers", "batch", "cache_length", "kv_heads", "head_dim")
+CACHE_AXES = ("batch", "kv_heads", "cache_length", "head_dim")  # of each layer's buffer
 
 
 def _dtype(name: str):
@@ -71,7 +77,7 @@ class Attention(nn.Module):
     sharder: Sharder | None = None
 
     @nn.compact
-    def __call__(self, x_BxTxE, cos, sin, mask: attention.KeyMask, positions_BxT, cache_kv, layer):
+    def __call__(self, x_BxTxE, cos, sin, mask: attention.KeyMask, positions_BxT, cache_kv):
         cfg = self.cfg
         e, h, k, d = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.resolved_head_dim
         dtype = _dtype(cfg.dtype)
@@ -94,24 +100,20 @@ class Attention(nn.Module):
         q_BxTxHxD = constrain(self.sharder, q_BxTxHxD, ("batch", "length", "heads", "head_dim"))
 
         if cache_kv is None:
-            keys_BxSxKxD, values_BxSxKxD, new_cache = k_BxTxKxD, v_BxTxKxD, None
-        else:
-            # write this chunk's k/v into layer `layer`'s slots of the carried [L, B, S, K, D] cache
-            # (in place), then read the layer's slice: queries see their own slot too
-            ck, cv = cache_kv
-            rows_BxT = jnp.broadcast_to(jnp.arange(x.shape[0])[:, None], positions_BxT.shape)
-            ck = ck.at[layer, rows_BxT, positions_BxT].set(k_BxTxKxD.astype(ck.dtype), mode="drop")
-            cv = cv.at[layer, rows_BxT, positions_BxT].set(v_BxTxKxD.astype(cv.dtype), mode="drop")
-            new_cache = (ck, cv)
-            keys_BxSxKxD = jax.lax.dynamic_index_in_dim(ck, layer, 0, keepdims=False).astype(dtype)
-            values_BxSxKxD = jax.lax.dynamic_index_in_dim(cv, layer, 0, keepdims=False).astype(dtype)
-            if x.shape[1] == 1:  # one token per row: read the cache in its own layout
-                out_BxTxHxD = attention.decode_attend(q_BxTxHxD, keys_BxSxKxD, values_BxSxKxD, positions_BxT)
-                return linear(out_BxTxHxD, wo.astype(dtype), in_dims=2), new_cache
-        out_BxTxHxD = attention.attend(q_BxTxHxD, keys_BxSxKxD, values_BxSxKxD, mask, cfg.attention,
-                                       causal=cache_kv is None)
-        out_BxTxE = linear(out_BxTxHxD, wo.astype(dtype), in_dims=2)
-        return out_BxTxE, new_cache
+            out_BxTxHxD = attention.attend(q_BxTxHxD, k_BxTxKxD, v_BxTxKxD, mask, cfg.attention, causal=True)
+            return linear(out_BxTxHxD, wo.astype(dtype), in_dims=2), None
+        # write this chunk's k/v into this layer's [B, K, S, D] buffers in place, then attend over
+        # them: queries see their own slot too
+        ck_BxKxSxD, cv_BxKxSxD = cache_kv
+        rows_BxT = jnp.broadcast_to(jnp.arange(x.shape[0])[:, None], positions_BxT.shape)
+        # (the two index arrays around a slice put their [B, T] dims first: the update is [B, T, K, D])
+        ck_BxKxSxD = ck_BxKxSxD.at[rows_BxT, :, positions_BxT].set(k_BxTxKxD.astype(ck_BxKxSxD.dtype),
+                                                                     mode="drop")
+        cv_BxKxSxD = cv_BxKxSxD.at[rows_BxT, :, positions_BxT].set(v_BxTxKxD.astype(cv_BxKxSxD.dtype),
+                                                                     mode="drop")
+        out_BxTxHxD = attention.cached_attend(q_BxTxHxD, ck_BxKxSxD.astype(dtype), cv_BxKxSxD.astype(dtype), mask,
+                                              cfg.attention)
+        return linear(out_BxTxHxD, wo.astype(dtype), in_dims=2), (ck_BxKxSxD, cv_BxKxSxD)
 
 
 class MLP(nn.Module):
@@ -136,10 +138,11 @@ class DecoderLayer(nn.Module):
     sharder: Sharder | None = None
 
     @nn.compact
-    def __call__(self, carry, layer, cos, sin, mask: attention.KeyMask, positions_BxT):
+    def __call__(self, carry, cos, sin, mask: attention.KeyMask, positions_BxT):
+        """carry: (x [B, T, E], this layer's (keys, values) cache buffers or None)."""
         x_BxTxE, cache_kv = carry
         h, cache_kv = Attention(self.cfg, self.sharder, name="attn")(
-            RMSNorm(self.cfg, name="attn_norm")(x_BxTxE), cos, sin, mask, positions_BxT, cache_kv, layer)
+            RMSNorm(self.cfg, name="attn_norm")(x_BxTxE), cos, sin, mask, positions_BxT, cache_kv)
         x_BxTxE = x_BxTxE + h
         x_BxTxE = x_BxTxE + MLP(self.cfg, name="mlp")(RMSNorm(self.cfg, name="mlp_norm")(x_BxTxE))
         x_BxTxE = constrain(self.sharder, x_BxTxE, ("batch", "length", "embed"))
@@ -184,27 +187,34 @@ class Decoder(nn.Module):
         x_BxTxE = jnp.take(embedding_VxE, tokens_BxT, axis=0).astype(dtype)
         x_BxTxE = constrain(self.sharder, x_BxTxE, ("batch", "length", "embed"))
         cos, sin = rope.rope_tables(positions_BxT, rope.inverse_frequencies(cfg))
+        layer_cls = DecoderLayer
+        if cfg.remat != "none" and cache is None:
+            layer_cls = nn.remat(DecoderLayer, policy=_REMAT_POLICIES[cfg.remat], prevent_cse=False)
+        stack = nn.scan(layer_cls, variable_axes={"params": 0}, split_rngs={"params": True},
+                        in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast), length=cfg.num_layers,
+                        metadata_params={nn.PARTITION_NAME: "layers"}, unroll=layer_unroll(cfg, self.sharder))
+        stack = stack(cfg, self.sharder, name="layers")
+        new_cache = None
         if cache is None:
             if segment_ids_BxT is None:
                 segment_ids_BxT = jnp.ones(tokens_BxT.shape, jnp.int32)
             mask = attention.training_mask(segment_ids_BxT)
-            layer_cache = None
+            (x_BxTxE, _), _ = stack((x_BxTxE, None), cos, sin, mask, positions_BxT)
+        elif self.is_initializing():
+            raise ValueError("initialise the decoder without a cache")
         else:
             mask = attention.cache_mask(positions_BxT, cache.length)
-            layer_cache = (cache.k, cache.v)
-
-        layer_cls = DecoderLayer
-        if cfg.remat != "none":
-            layer_cls = nn.remat(DecoderLayer, policy=_REMAT_POLICIES[cfg.remat], prevent_cse=False)
-        # cached calls keep a real loop: unrolled, XLA copies the carried cache between layers
-        unroll = layer_unroll(cfg, self.sharder) if cache is None else 1
-        stack = nn.scan(layer_cls, variable_axes={"params": 0}, split_rngs={"params": True},
-                        in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
-                        length=cfg.num_layers, metadata_params={nn.PARTITION_NAME: "layers"}, unroll=unroll)
-        (x_BxTxE, new_layer_cache), _ = stack(cfg, self.sharder, name="layers")(
-            (x_BxTxE, layer_cache), jnp.arange(cfg.num_layers), cos, sin, mask, positions_BxT)
+            stacked = self.variables["params"]["layers"]
+            keys, values = [], []
+            for layer in range(cfg.num_layers):
+                layer_params = jax.tree.map(lambda a, i=layer: a[i], stacked)
+                (x_BxTxE, (k, v)), _ = DecoderLayer(cfg, self.sharder, parent=None).apply(
+                    {"params": layer_params}, (x_BxTxE, (cache.k[layer], cache.v[layer])), cos, sin, mask,
+                    positions_BxT)
+                keys.append(k)
+                values.append(v)
+            new_cache = KVCache(tuple(keys), tuple(values))
         x_BxTxE = RMSNorm(cfg, name="final_norm")(x_BxTxE)
-        new_cache = None if cache is None else KVCache(*new_layer_cache)
         if not cfg.tie_embeddings:
             w_ExV = _param(self, "lm_head", nn.initializers.normal(cfg.init_std), (cfg.hidden_size, cfg.vocab_size),
                            ("embed", "vocab"), cfg)
@@ -225,8 +235,15 @@ def output_logits(cfg: ModelConfig, x_BxTxE, embedding_VxE, w_ExV=None, sharder:
     return constrain(sharder, logits_BxTxV, ("batch", "length", "vocab"))
 
 
+def cache_shape(cfg: ModelConfig, batch: int, length: int) -> tuple[int, int, int, int]:
+    """The shape of one layer's keys (or values) buffer: [B, K, S, D]."""
+    return (batch, cfg.num_kv_heads, length, cfg.resolved_head_dim)
+
+
 def init_cache(cfg: ModelConfig, batch: int, length: int, dtype: str | None = None) -> KVCache:
-    """A zeroed cache [L, B, S, K, D] (create it under jit with out_shardings for sharded use)."""
-    shape = (cfg.num_layers, batch, length, cfg.num_kv_heads, cfg.resolved_head_dim)
+    """A zeroed cache, [B, K, S, D] per layer (create it under jit with out_shardings for sharded use)."""
     dt = _dtype(dtype or cfg.dtype)
-    return KVCache(jnp.zeros(shape, dt), jnp.zeros(shape, dt))
+    def zeros():
+        return tuple(jnp.zeros(cache_shape(cfg, batch, length), dt) for _ in range(cfg.num_layers))
+
+    return KVCache(zeros(), zeros())

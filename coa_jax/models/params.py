@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from coa_jax.models.decoder import CACHE_AXES, Decoder, KVCache, output_logits
+from coa_jax.models.decoder import CACHE_AXES, Decoder, KVCache, cache_shape, output_logits
 from coa_jax.models.model_config import ModelConfig
 from coa_jax.sharding.rules import Sharder
 
@@ -81,9 +81,9 @@ def _wider(x, target) -> bool:
 
 
 def cache_shardings(cfg: ModelConfig, sharder: Sharder, batch: int, length: int) -> KVCache:
-    shape = (cfg.num_layers, batch, length, cfg.num_kv_heads, cfg.resolved_head_dim)
-    s = sharder.sharding(CACHE_AXES, shape)
-    return KVCache(s, s)
+    """The sharding of every layer's cache buffers (a KVCache of shardings)."""
+    s = sharder.sharding(CACHE_AXES, cache_shape(cfg, batch, length))
+    return KVCache((s,) * cfg.num_layers, (s,) * cfg.num_layers)
 
 
 def forward(cfg: ModelConfig, params: Params, tokens_BxT, positions_BxT, *, segment_ids_BxT=None,

@@ -1,7 +1,7 @@
 """Device side of generation: append tokens to a KV cache, decode until stop. Jitted once.
 
 The state of a batch of rows lives on device between calls, including each row's control:
-  cache          KVCache [L, B, S, K, D]   slot index == token position
+  cache          KVCache, [B, K, S, D] per layer; slot index == token position
   lengths_B      tokens in the cache per row (the next token's position)
   logits_BxV     next-token logits of each row (after its last cached token)
   active_B       the row decodes in the next `decode` call
@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from coa_jax.models.decoder import KVCache
+from coa_jax.models.decoder import KVCache, init_cache
 from coa_jax.models.model_config import ModelConfig
 from coa_jax.models.params import (Params, cache_shardings, compute_dtype_params, forward, head_logits,
                                    needs_narrowing, param_shardings)
@@ -146,11 +146,10 @@ class Sampler:
 
     def _zeros_impl(self) -> SamplerState:
         cfg, s = self.cfg, self.shape
-        shape = (cfg.num_layers, s.batch, s.cache_len, cfg.num_kv_heads, cfg.resolved_head_dim)
         m = self.stops_SxM.shape[1]
-        z = jnp.zeros(shape, jnp.dtype(cfg.dtype))
         zb = jnp.zeros((s.batch,), jnp.int32)
-        return SamplerState(KVCache(z, z), zb, jnp.zeros((s.batch, cfg.vocab_size), jnp.float32),
+        return SamplerState(init_cache(cfg, s.batch, s.cache_len), zb,
+                            jnp.zeros((s.batch, cfg.vocab_size), jnp.float32),
                             jnp.zeros((s.batch,), bool), zb, jnp.arange(s.batch, dtype=jnp.uint32), zb,
                             jnp.full((s.batch, m), -2, jnp.int32))
 
@@ -222,11 +221,12 @@ class Sampler:
 
     @staticmethod
     def _view(cache: KVCache, window: int) -> KVCache:
-        return KVCache(cache.k[:, :, :window], cache.v[:, :, :window])
+        return cache.map(lambda a: a[:, :, :window])
 
     @staticmethod
     def _write_back(cache: KVCache, view: KVCache) -> KVCache:
-        return KVCache(cache.k.at[:, :, :view.length].set(view.k), cache.v.at[:, :, :view.length].set(view.v))
+        return KVCache(tuple(a.at[:, :, :view.length].set(b) for a, b in zip(cache.k, view.k)),
+                       tuple(a.at[:, :, :view.length].set(b) for a, b in zip(cache.v, view.v)))
 
     def _append_impl(self, params, state: SamplerState, tokens_BxC, n_valid_B, *, window: int):
         c = tokens_BxC.shape[1]
