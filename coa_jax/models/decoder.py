@@ -204,6 +204,7 @@ class Decoder(nn.Module):
             raise ValueError("initialise the decoder without a cache")
         else:
             mask = attention.cache_mask(positions_BxT, cache.length)
+            # a Python loop over the layers, each on its own cache buffers (module docstring)
             stacked = self.variables["params"]["layers"]
             keys, values = [], []
             for layer in range(cfg.num_layers):
