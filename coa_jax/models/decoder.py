@@ -187,19 +187,18 @@ class Decoder(nn.Module):
         x_BxTxE = jnp.take(embedding_VxE, tokens_BxT, axis=0).astype(dtype)
         x_BxTxE = constrain(self.sharder, x_BxTxE, ("batch", "length", "embed"))
         cos, sin = rope.rope_tables(positions_BxT, rope.inverse_frequencies(cfg))
-        layer_cls = DecoderLayer
-        if cfg.remat != "none" and cache is None:
-            layer_cls = nn.remat(DecoderLayer, policy=_REMAT_POLICIES[cfg.remat], prevent_cse=False)
-        stack = nn.scan(layer_cls, variable_axes={"params": 0}, split_rngs={"params": True},
-                        in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast), length=cfg.num_layers,
-                        metadata_params={nn.PARTITION_NAME: "layers"}, unroll=layer_unroll(cfg, self.sharder))
-        stack = stack(cfg, self.sharder, name="layers")
         new_cache = None
-        if cache is None:
+        if cache is None:  # the layer scan (defines the stacked "layers" parameters)
             if segment_ids_BxT is None:
                 segment_ids_BxT = jnp.ones(tokens_BxT.shape, jnp.int32)
             mask = attention.training_mask(segment_ids_BxT)
-            (x_BxTxE, _), _ = stack((x_BxTxE, None), cos, sin, mask, positions_BxT)
+            layer_cls = DecoderLayer
+            if cfg.remat != "none":
+                layer_cls = nn.remat(DecoderLayer, policy=_REMAT_POLICIES[cfg.remat], prevent_cse=False)
+            stack = nn.scan(layer_cls, variable_axes={"params": 0}, split_rngs={"params": True},
+                            in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast), length=cfg.num_layers,
+                            metadata_params={nn.PARTITION_NAME: "layers"}, unroll=layer_unroll(cfg, self.sharder))
+            (x_BxTxE, _), _ = stack(cfg, self.sharder, name="layers")((x_BxTxE, None), cos, sin, mask, positions_BxT)
         elif self.is_initializing():
             raise ValueError("initialise the decoder without a cache")
         else:

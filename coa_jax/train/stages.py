@@ -40,13 +40,13 @@ from coa_jax.train.sft import ContrastiveBody, NextTokenBody, batch_sharding, co
 from coa_jax.train.step import init_train_state
 
 SFT_STAGES = ("reasoner", "1", "2", "3")
-_CONFIG_KEY = {"reasoner": "reasoner", "1": "sft1", "2": "sft2", "3": "sft3"}
+STAGE_KEYS = {"reasoner": "reasoner", "1": "sft1", "2": "sft2", "3": "sft3"}  # stage -> its Config section
 
 log = logging.getLogger(__name__)
 
 
 def stage_config(cfg: Config, stage: str) -> SFTConfig:
-    return {"reasoner": cfg.reasoner, "1": cfg.sft1, "2": cfg.sft2, "3": cfg.sft3}[stage]
+    return getattr(cfg, STAGE_KEYS[stage])
 
 
 def run_sft(cfg: Config, stage: str, *, init: str, out: str | pathlib.Path, data: str = "") -> pathlib.Path:
@@ -115,7 +115,7 @@ def _data(stage: str, sc: SFTConfig, seed: int, data_dir: pathlib.Path, world: p
         return (lambda num_epochs: PairStream(pairs, rows=sc.batch_rows, max_len=sc.max_len, seed=seed,
                                               num_epochs=num_epochs, local_rows=local_rows)), ContrastiveBody
     if stage == "reasoner":
-        examples = plain_text_examples((world / "pretrain.txt").read_text().splitlines(), tokenizer, None)
+        examples = plain_text_examples((world / "pretrain.txt").read_text().splitlines(), tokenizer)
         for name in ("reasoner_traces.jsonl", "reasoner_skills.jsonl"):
             if (data_dir / name).exists():  # no token before an observation is a target: no tool calls
                 examples += [dataclasses.replace(e, labels=mask_through_last_observation(e.labels))
@@ -143,14 +143,14 @@ def cut_to_length(examples: list[TokenizedExample], max_len: int, stage: str) ->
     lost = sum(int(np.sum(np.asarray(e.labels)[max_len:] == policy)) for e in examples)
     rows = sum(len(e) > max_len for e in examples)
     if lost:
-        key = f"{_CONFIG_KEY[stage]}.max_len"
+        key = f"{STAGE_KEYS[stage]}.max_len"
         log.warning("stage %s: %s=%d cuts %d of %d examples, losing %d of %d target tokens (%.1f%%); raise %s to "
                     "keep them", stage, key, max_len, rows, len(examples), lost, targets, 100 * lost / targets, key)
     return [e.cut(max_len) for e in examples]
 
 
-def plain_text_examples(lines: list[str], tokenizer, max_len: int | None) -> list[TokenizedExample]:
-    """Pretraining lines as examples: every token after the first is a model-written target."""
+def plain_text_examples(lines: list[str], tokenizer) -> list[TokenizedExample]:
+    """Pretraining lines as examples, uncut: every token after the first is a model-written target."""
     out = []
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     for line in lines:
@@ -158,5 +158,5 @@ def plain_text_examples(lines: list[str], tokenizer, max_len: int | None) -> lis
             continue
         ids = list(tokenizer.encode(line, add_special_tokens=False)) + eos
         labels = [int(Provenance.PROMPT)] + [int(Provenance.POLICY)] * (len(ids) - 1)
-        out.append(TokenizedExample(np.asarray(ids, np.int32), np.asarray(labels, np.int8)).cut(max_len))
+        out.append(TokenizedExample(np.asarray(ids, np.int32), np.asarray(labels, np.int8)))
     return out
