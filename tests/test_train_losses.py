@@ -23,21 +23,25 @@ def test_masked_nll_matches_numpy():
     assert float(count) == mask.sum()
 
 
-@pytest.mark.parametrize("alpha, beta, margin", [(0.2, 1.0, 0.0), (0.0, 2.0, 0.1), (1.0, 0.5, -0.3)])
-def test_contrastive_matches_numpy(alpha, beta, margin):
+@pytest.mark.parametrize("alpha, beta, margin, window",
+                         [(0.2, 1.0, 0.0, 0), (0.0, 2.0, 0.1, 0), (1.0, 0.5, -0.3, 0), (0.2, 1.0, 0.0, 3)])
+def test_contrastive_matches_numpy(alpha, beta, margin, window):
     lc, lr = -RS.rand(5, 12).astype(np.float32) * 3, -RS.rand(5, 12).astype(np.float32) * 3
     mc, mr = (RS.rand(5, 12) > 0.3).astype(np.float32), (RS.rand(5, 12) > 0.5).astype(np.float32)
     mc[:, 0] = mr[:, 0] = 1
     valid = np.array([1, 1, 0, 1, 1], np.float32)
     total, count, metrics = contrastive_loss(jnp.asarray(lc), jnp.asarray(mc), jnp.asarray(lr), jnp.asarray(mr),
-                                             jnp.asarray(valid), ContrastiveParams(alpha, beta, margin))
+                                             jnp.asarray(valid), ContrastiveParams(alpha, beta, margin, window))
     expect = 0.0
     for b in range(5):
         if not valid[b]:
             continue
+        # the window keeps the first `window` scored positions of each row (all with window 0)
+        wc, wr = (np.flatnonzero(m[b])[:window or None] for m in (mc, mr))
         pc = (lc[b] * mc[b]).sum() / mc[b].sum()
-        pr = (lr[b] * mr[b]).sum() / mr[b].sum()
-        expect += -_np_log_sigmoid(beta * (pc - pr - margin)) - alpha * pc
+        pc_window = lc[b][wc].mean()
+        pr = lr[b][wr].mean()
+        expect += -_np_log_sigmoid(beta * (pc_window - pr - margin)) - alpha * pc
     assert np.isclose(float(total), expect, rtol=1e-5)
     assert float(count) == 4
 

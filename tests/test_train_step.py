@@ -1,6 +1,7 @@
 """The jitted train step: (sum, count) accumulation, NaN guard, freezing, masked tokens' zero gradient."""
 
 import numpy as np
+import pytest
 import optax
 
 import jax
@@ -111,6 +112,15 @@ def test_frozen_parameters_do_not_move():
                                   np.asarray(params["layers"]["mlp"]["up_kernel"]))
     assert not np.array_equal(np.asarray(state.params["layers"]["attn"]["q_kernel"]),
                               np.asarray(params["layers"]["attn"]["q_kernel"]))
+
+
+def test_a_freeze_pattern_that_matches_nothing_is_an_error():
+    from coa_jax.train.optimizer import make_optimizer
+
+    params = tiny_params(seed=4)
+    with pytest.raises(ValueError, match=r"\['embed'\] match no parameter"):
+        make_optimizer(OptimConfig(freeze=("embed",)), 10, params)
+    make_optimizer(OptimConfig(freeze=(".*embed.*",)), 10, params)  # a regex that does match
 
 
 def test_microbatched_logprobs_equal_the_whole_batch_pass():
