@@ -83,30 +83,3 @@ def test_tags_agree_with_the_tool_registry():
     for spec in tags.KNOWN_SPECS.values():
         assert {spec.open_tag, spec.close_tag, spec.result_open, spec.result_close} <= set(ACTION_TAGS)
     assert tags.THINK_CLOSE in ACTION_TAGS
-
-
-def test_a_name_is_the_same_tokens_wherever_it_stands(world, hf_tokenizer):
-    """After a space, a brace, a quote or at a line start, a capitalised name encodes to the same
-    ids, so copying it from a question or a result into a query or `\\boxed{}` is a plain copy."""
-    names = [e.name for e in world.entities if e.kind in ("person", "city", "country")][:20]
-    assert names
-    for name in names:
-        alone = hf_tokenizer.encode(name, add_special_tokens=False)
-        for left, right in (("The answer is ", "."), ("\\boxed{", "}"), ('result 1: "', '"'), ("x\n", " was")):
-            ids = hf_tokenizer.encode(left + name + right, add_special_tokens=False)
-            head = hf_tokenizer.encode(left, add_special_tokens=False)
-            assert ids[len(head):len(head) + len(alone)] == alone, (left, name)
-
-
-def test_the_qwen2_split_gives_a_name_a_different_token_after_a_space(world):
-    """The reason for the world's split: with Qwen2's, " Name" and "Name" are unrelated tokens."""
-    from coa_jax.data.world.tokenizer import QWEN2_SPLIT_PATTERN
-
-    texts = [p.contents for p in world.passages]
-    qwen = train_tokenizer(texts, 600, split_pattern=QWEN2_SPLIT_PATTERN)
-    ours = train_tokenizer(texts, 600)
-    name = next(e.name for e in world.entities if e.kind == "city")
-    alone = qwen.encode(name).ids
-    assert qwen.encode(" " + name).ids[-len(alone):] != alone
-    alone = ours.encode(name).ids
-    assert ours.encode(" " + name).ids[-len(alone):] == alone

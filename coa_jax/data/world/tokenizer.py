@@ -1,8 +1,7 @@
 """The embedded model's tokenizer: a small byte-level BPE trained on the world's text.
 
 - Byte-level (every byte is in the base alphabet), so any text encodes and decodes exactly.
-- Pre-tokenised like Qwen2 (digits one by one, words with their leading space), except that a
-  capitalised word stands alone: a name is the same token after a space, a brace or a quote.
+- Pre-tokenised like Qwen2 (digits one by one, words with their leading space).
 - Chat special tokens `<|endoftext|>` (eos and pad), `<|im_start|>`, `<|im_end|>`.
 - The action/observation tags are single *non-special* added tokens: they are never split and
   `decode(..., skip_special_tokens=True)` keeps them.
@@ -32,24 +31,15 @@ CHAT_TEMPLATE = (
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}"
 )
-# Qwen2's split (contractions, letters with one leading non-letter, single digits, punctuation
-# runs), except that a capitalised word never takes the character before it: " Busern", "{Busern",
-# '"Busern' and "Busern" at a line start all hold the one token "Busern". With Qwen2's split they are
-# four unrelated tokens, and a small model would have to learn, name by name, that they are the same
-# name before it could copy a held-out name from a question or a search result into a query or an
-# answer (`\boxed{...}`, a query's first word). The cost: one " " token before each capitalised word.
+# Qwen2's split: contractions, letters with one leading non-letter, single digits, punctuation runs.
 _SPLIT_PATTERN = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?(?!\p{Lu})\p{L}+|\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-QWEN2_SPLIT_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 # format pieces the trajectories use, so common ones get their own merges
 FORMAT_SAMPLES = ("\\boxed{", "} ", "result 1: ", "result 2: ", "result 3: ", "The answer is ", "\n\n")
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int, split_pattern: str = _SPLIT_PATTERN) -> Tokenizer:
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
     """Trains the byte-level BPE on `texts` and adds chat tokens and action tags.
 
     Args:
@@ -59,7 +49,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, split_pattern: str = 
     """
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(split_pattern), behavior="isolated"),
+        pre_tokenizers.Split(Regex(_SPLIT_PATTERN), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])  # fmt: skip
     tok.decoder = decoders.ByteLevel()
