@@ -7,6 +7,7 @@ resumes an unfinished one, so the pipeline can be killed at any point.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import pathlib
@@ -78,12 +79,17 @@ def world_eval_items(cfg: Config, world: pathlib.Path, *, split: str = "test", l
 
 def evaluate_row(cfg: Config, out: pathlib.Path, world: pathlib.Path, row: Row, items: list[EvalItem],
                  settings: EvalSettings) -> dict:
-    """Evaluate one row (cached in OUT/eval/<stage>__<mode>.json)."""
+    """Evaluate one row (cached in OUT/eval/<stage>__<mode>.json, reused only while the stage's
+    weights, the settings and the questions are the ones it was computed from)."""
     cache = out / "eval" / f"{row.stage}__{row.mode}.json"
-    if cache.exists():
-        return json.loads(cache.read_text())
-    sharder = Sharder(make_mesh(cfg.mesh), SAMPLING_RULES)
     hf = out / row.stage / "hf"
+    key = eval_key(hf, dataclasses.replace(settings, mode=row.mode), items)
+    if cache.exists():
+        cached = json.loads(cache.read_text())
+        if cached.get("key") == key:
+            return cached
+        log.info("re-evaluating %s (%s): its weights, settings or questions changed", row.stage, row.mode)
+    sharder = Sharder(make_mesh(cfg.mesh), SAMPLING_RULES)
     model_cfg, params = load_model(hf, sharder)
     tokenizer = load_tokenizer(hf)
     registry = workspace.build_registry(cfg, world, tokenizer) if row.mode != "model-only" else None
@@ -94,7 +100,8 @@ def evaluate_row(cfg: Config, out: pathlib.Path, world: pathlib.Path, row: Row, 
         if registry is not None:
             registry.close()
     rep = report([r.scored for r in records])
-    result = {"label": row.label, "stage": row.stage, "mode": row.mode, **rep, "seconds": round(seconds, 1)}
+    result = {"label": row.label, "stage": row.stage, "mode": row.mode, **rep, "seconds": round(seconds, 1),
+              "key": key}
     if row.rl_stage:
         result["real_tool_calls"] = run_summary(out / row.rl_stage)["real_tool_calls"]
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -103,3 +110,15 @@ def evaluate_row(cfg: Config, out: pathlib.Path, world: pathlib.Path, row: Row, 
             f.write(json.dumps(r.to_json(row.mode)) + "\n")
     cache.write_text(json.dumps(result, indent=2))
     return result
+
+
+def eval_key(hf: pathlib.Path, settings: EvalSettings, items: list[EvalItem]) -> str:
+    """What an evaluation depends on: the weights directory (each file's name, size and
+    modification time: a retrained stage rewrites them), the settings and the question ids."""
+    h = hashlib.sha256()
+    for f in sorted(hf.iterdir()) if hf.is_dir() else ():
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    h.update(json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str).encode())
+    h.update("\n".join(item.id for item in items).encode())
+    return h.hexdigest()[:16]
