@@ -62,11 +62,14 @@ def contrastive_loss(logp_chosen_BxT, mask_chosen_BxT, logp_rejected_BxT, mask_r
 
     def first(mask):  # the first `window` scored tokens of each row (one pair a row)
         m = mask.astype(jnp.float32)
-        return m * (jnp.cumsum(m, axis=-1) <= p.window) if p.window else m
+        return m * (jnp.cumsum(m, axis=-1) <= p.window)
 
     pc_B = norm_ll(logp_chosen_BxT, mask_chosen_BxT)
-    pc_window_B = norm_ll(logp_chosen_BxT, first(mask_chosen_BxT))
-    pr_B = norm_ll(logp_rejected_BxT, first(mask_rejected_BxT))
+    if p.window:
+        pc_window_B = norm_ll(logp_chosen_BxT, first(mask_chosen_BxT))
+        pr_B = norm_ll(logp_rejected_BxT, first(mask_rejected_BxT))
+    else:
+        pc_window_B, pr_B = pc_B, norm_ll(logp_rejected_BxT, mask_rejected_BxT)
     per_pair_B = -jax.nn.log_sigmoid(p.beta * (pc_window_B - pr_B - p.margin)) + p.alpha * (-pc_B)
     total = jnp.sum(per_pair_B * valid)
     count = jnp.sum(valid)

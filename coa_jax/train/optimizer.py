@@ -62,17 +62,17 @@ def schedule(cfg: OptimConfig, total_steps: int) -> optax.Schedule:
 def path_labels(params, patterns: tuple[str, ...]):
     """'frozen' or 'trained' per leaf, by full-match of any regex against the '/'-joined path."""
     compiled = [re.compile(p) for p in patterns]
-    names = ["/".join(str(getattr(k, "key", k)) for k in path) for path, _ in jax.tree_util.tree_leaves_with_path(params)]
+
+    def name(path) -> str:
+        return "/".join(str(getattr(k, "key", k)) for k in path)
+
+    names = [name(path) for path, _ in jax.tree_util.tree_leaves_with_path(params)]
     unused = [p for p, c in zip(patterns, compiled) if not any(c.fullmatch(n) for n in names)]
     if unused:  # a typo would otherwise freeze nothing, silently
         raise ValueError(f"optim.freeze patterns {unused} match no parameter (full match on paths such as "
                          f"{names[:3]})")
-
-    def label(path, _):
-        name = "/".join(str(getattr(k, "key", k)) for k in path)
-        return "frozen" if any(c.fullmatch(name) for c in compiled) else "trained"
-
-    return jax.tree_util.tree_map_with_path(label, params)
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: "frozen" if any(c.fullmatch(name(path)) for c in compiled) else "trained", params)
 
 
 def make_optimizer(cfg: OptimConfig, total_steps: int, params=None) -> optax.GradientTransformation:
