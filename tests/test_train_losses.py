@@ -46,6 +46,26 @@ def test_contrastive_matches_numpy(alpha, beta, margin, window):
     assert float(count) == 4
 
 
+@pytest.mark.parametrize("window", [0, 3])
+def test_contrastive_anchored_to_a_reference_gap_matches_numpy(window):
+    lc, lr = -RS.rand(4, 10).astype(np.float32) * 3, -RS.rand(4, 10).astype(np.float32) * 3
+    mc, mr = (RS.rand(4, 10) > 0.3).astype(np.float32), (RS.rand(4, 10) > 0.5).astype(np.float32)
+    mc[:, 0] = mr[:, 0] = 1
+    valid = np.ones(4, np.float32)
+    ref_gap = RS.randn(4).astype(np.float32)
+    p = ContrastiveParams(alpha=0.2, beta=2.0, margin=0.1, window=window, reference=True)
+    total, _, metrics = contrastive_loss(jnp.asarray(lc), jnp.asarray(mc), jnp.asarray(lr), jnp.asarray(mr),
+                                         jnp.asarray(valid), p, jnp.asarray(ref_gap))
+    expect = gaps = 0.0
+    for b in range(4):
+        wc, wr = (np.flatnonzero(m[b])[:window or None] for m in (mc, mr))
+        gap = lc[b][wc].mean() - lr[b][wr].mean() - ref_gap[b]
+        expect += -_np_log_sigmoid(2.0 * (gap - 0.1)) - 0.2 * (lc[b] * mc[b]).sum() / mc[b].sum()
+        gaps += gap
+    assert np.isclose(float(total), expect, rtol=1e-5)
+    assert np.isclose(float(metrics["pair_gap"][0]), gaps, rtol=1e-5, atol=1e-6)
+
+
 def _np_grpo(logp, old, ref, adv, pmask, rmask, p: GRPOParams):
     if p.autocoa_compat:
         a = adv[:, None] * pmask

@@ -1,6 +1,7 @@
 """Stage commands end to end on the tiny world: SFT-1 contrastive, then GRPO on the sim->real schedule."""
 
 import json
+import math
 import os
 import pathlib
 
@@ -29,6 +30,20 @@ def test_sft1_contrastive_stage_runs_and_exports(base):
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert all(0.0 <= r["pair_accuracy"] <= 1.0 and r["count"] > 0 for r in rows)
     assert (out / "DONE").exists() and (out / "hf" / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_sft1_anchored_to_its_initial_model_starts_every_pair_at_zero(base):
+    out = base / "sft1_reference"
+    assert main(["sft", "--stage", "1", *TINY, "--set", "sft1.steps=2", "--set", "sft1.batch_rows=8",
+                 "--set", "sft1.max_len=256", "--set", "sft1.contrastive.reference=true", "--out", str(out)]) == 0
+    first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    # the likelihoods differ, but the sigmoid sees them against the same (initial) model's
+    assert abs(first["chosen_ll"] - first["rejected_ll"]) > 1e-3
+    assert abs(first["pair_gap"]) < 1e-5
+    alpha = 0.2
+    assert first["contrastive"] == pytest.approx(math.log(2) - alpha * first["chosen_ll"], rel=1e-5)
+    assert (out / "hf" / "model.safetensors").exists()
 
 
 @pytest.mark.slow

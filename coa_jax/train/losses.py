@@ -35,6 +35,12 @@ class ContrastiveParams:
     # continuation also holds the answer format ("</think> ... \boxed{...}"), which the full-length
     # term pushes down with it. The auxiliary NLL always covers the whole chosen continuation.
     window: int = 0
+    # Anchor both likelihoods to the stage's initial (frozen) model, DPO-style: the sigmoid scores
+    # (Pc - Pc_init) - (Pr - Pr_init), so it starts at 0 for every pair and stops pushing once a pair
+    # has moved by a few 1/beta. Off (the reference): the sigmoid scores Pc - Pr, and a rejected
+    # continuation the model already finds far likelier (fluent reasoning against an unfamiliar
+    # action) is pushed down until it is not, answer format and all. Costs a forward pass a step.
+    reference: bool = False
 
     def errors(self) -> list[tuple[str, str]]:
         out = []
@@ -47,14 +53,9 @@ class ContrastiveParams:
         return out
 
 
-def contrastive_loss(logp_chosen_BxT, mask_chosen_BxT, logp_rejected_BxT, mask_rejected_BxT, pair_valid_B,
-                     p: ContrastiveParams) -> LossOut:
-    """Length-normalised log-likelihoods of chosen vs rejected continuations of one context.
-
-    Row b of the chosen and rejected batches belong to the same pair; padded pairs have
-    pair_valid_B == 0. Returns (sum over pairs, number of pairs, metrics).
-    """
-    valid = pair_valid_B.astype(jnp.float32)
+def pair_scores(logp_chosen_BxT, mask_chosen_BxT, logp_rejected_BxT, mask_rejected_BxT, p: ContrastiveParams):
+    """(Pc over the whole chosen continuation, Pc over its window, Pr over the rejected's window):
+    length-normalised log-likelihoods, one a pair (the window is the whole continuation when 0)."""
 
     def norm_ll(logp, mask):
         m = mask.astype(jnp.float32)
@@ -70,7 +71,24 @@ def contrastive_loss(logp_chosen_BxT, mask_chosen_BxT, logp_rejected_BxT, mask_r
         pr_B = norm_ll(logp_rejected_BxT, first(mask_rejected_BxT))
     else:
         pc_window_B, pr_B = pc_B, norm_ll(logp_rejected_BxT, mask_rejected_BxT)
-    per_pair_B = -jax.nn.log_sigmoid(p.beta * (pc_window_B - pr_B - p.margin)) + p.alpha * (-pc_B)
+    return pc_B, pc_window_B, pr_B
+
+
+def contrastive_loss(logp_chosen_BxT, mask_chosen_BxT, logp_rejected_BxT, mask_rejected_BxT, pair_valid_B,
+                     p: ContrastiveParams, ref_gap_B=None) -> LossOut:
+    """Length-normalised log-likelihoods of chosen vs rejected continuations of one context.
+
+    Row b of the chosen and rejected batches belong to the same pair; padded pairs have
+    pair_valid_B == 0. `ref_gap_B`: the initial model's Pc - Pr of each pair (`pair_scores`),
+    subtracted inside the sigmoid (`ContrastiveParams.reference`). Returns (sum over pairs,
+    number of pairs, metrics).
+    """
+    valid = pair_valid_B.astype(jnp.float32)
+    pc_B, pc_window_B, pr_B = pair_scores(logp_chosen_BxT, mask_chosen_BxT, logp_rejected_BxT, mask_rejected_BxT, p)
+    gap_B = pc_window_B - pr_B
+    if ref_gap_B is not None:
+        gap_B = gap_B - ref_gap_B
+    per_pair_B = -jax.nn.log_sigmoid(p.beta * (gap_B - p.margin)) + p.alpha * (-pc_B)
     total = jnp.sum(per_pair_B * valid)
     count = jnp.sum(valid)
     metrics = {
@@ -78,5 +96,6 @@ def contrastive_loss(logp_chosen_BxT, mask_chosen_BxT, logp_rejected_BxT, mask_r
         "chosen_ll": (jnp.sum(pc_B * valid), count),
         "rejected_ll": (jnp.sum(pr_B * valid), count),
         "pair_accuracy": (jnp.sum((pc_window_B > pr_B) * valid), count),
+        "pair_gap": (jnp.sum(gap_B * valid), count),  # what the sigmoid scores (before beta and margin)
     }
     return total, count, metrics

@@ -7,6 +7,7 @@ the same collated data; only the mask differs (observations excluded / included)
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 from coa_jax.data.collate import SFTBatch
@@ -14,7 +15,7 @@ from coa_jax.models.model_config import ModelConfig
 from coa_jax.runtime.global_batch import to_global
 from coa_jax.sharding.rules import Sharder
 from coa_jax.train.logprobs import token_logprobs
-from coa_jax.train.losses import ContrastiveParams, contrastive_loss, masked_nll
+from coa_jax.train.losses import ContrastiveParams, contrastive_loss, masked_nll, pair_scores
 from coa_jax.train.step import make_train_step
 
 
@@ -51,19 +52,42 @@ def next_token_loss_fn(cfg: ModelConfig, sharder: Sharder):
     return loss_fn
 
 
+def _pair_logprobs(cfg: ModelConfig, sharder: Sharder, params, mb):
+    """Token log-probs of a microbatch's chosen and rejected rows, in one forward pass."""
+    import jax.numpy as jnp
+
+    cat = lambda a, b: jnp.concatenate([mb[a], mb[b]], axis=0)  # noqa: E731
+    logp, _ = token_logprobs(cfg, params, cat("c_tokens", "r_tokens"), cat("c_positions", "r_positions"),
+                             cat("c_segments", "r_segments"), sharder)
+    n = mb["c_tokens"].shape[0]
+    return logp[:n], logp[n:]
+
+
 def contrastive_loss_fn(cfg: ModelConfig, sharder: Sharder, p: ContrastiveParams):
     """loss_fn(params, microbatch) of SFT-1: chosen and rejected halves in one forward pass."""
 
     def loss_fn(params, mb):
-        import jax.numpy as jnp
-
-        cat = lambda a, b: jnp.concatenate([mb[a], mb[b]], axis=0)  # noqa: E731
-        logp, _ = token_logprobs(cfg, params, cat("c_tokens", "r_tokens"), cat("c_positions", "r_positions"),
-                                 cat("c_segments", "r_segments"), sharder)
-        n = mb["c_tokens"].shape[0]
-        return contrastive_loss(logp[:n], mb["c_mask"], logp[n:], mb["r_mask"], mb["valid"], p)
+        logp_c, logp_r = _pair_logprobs(cfg, sharder, params, mb)
+        return contrastive_loss(logp_c, mb["c_mask"], logp_r, mb["r_mask"], mb["valid"], p, mb.get("ref_gap"))
 
     return loss_fn
+
+
+def reference_gap_fn(cfg: ModelConfig, sharder: Sharder, p: ContrastiveParams, param_shardings,
+                     shapes: dict[str, tuple[int, ...]]):
+    """A jitted `(initial params, batch) -> [micro, rows]` of the initial model's Pc - Pr per pair
+    (`ContrastiveParams.reference`), one microbatch at a time."""
+
+    def fn(params, arrays):
+        def one(mb):
+            logp_c, logp_r = _pair_logprobs(cfg, sharder, params, mb)
+            _, pc_window, pr = pair_scores(logp_c, mb["c_mask"], logp_r, mb["r_mask"], p)
+            return pc_window - pr
+
+        return jax.lax.map(one, arrays)
+
+    return jax.jit(fn, in_shardings=(param_shardings, _batch_shardings(sharder, shapes)),
+                   out_shardings=sharder.sharding((None, "batch"), shapes["valid"]))
 
 
 class NextTokenBody:
@@ -100,11 +124,15 @@ class ContrastiveBody:
     """SFT-1: one CoT+A pair a row (bucketed), chosen and rejected halves in one forward pass."""
 
     def __init__(self, model_cfg: ModelConfig, sharder: Sharder, stream, *, params: ContrastiveParams, optimizer,
-                 state_shardings, micro_batches: int, global_rows: int | None = None):
+                 state_shardings, micro_batches: int, global_rows: int | None = None, reference_params=None):
         self.cfg, self.sharder, self.stream, self.params = model_cfg, sharder, stream, params
         self.optimizer, self.state_shardings, self.micro = optimizer, state_shardings, micro_batches
         self.global_rows = global_rows  # multi-host: the stream yields this process's rows of each batch
+        if params.reference and reference_params is None:
+            raise ValueError("sft1.contrastive.reference needs the stage's initial params (reference_params)")
+        self.reference = reference_params if params.reference else None  # frozen: the stage's initial model
         self._steps: dict[int, object] = {}
+        self._ref_gaps: dict[int, object] = {}
 
     @staticmethod
     def arrays(batch) -> dict[str, np.ndarray]:
@@ -118,6 +146,12 @@ class ContrastiveBody:
     def __call__(self, state, step: int):
         arrays = _placed(self.sharder, _micro(self.arrays(next(self.stream)), self.micro), self.global_rows)
         length = arrays["c_tokens"].shape[-1]
+        if self.reference is not None:
+            if length not in self._ref_gaps:
+                self._ref_gaps[length] = reference_gap_fn(self.cfg, self.sharder, self.params,
+                                                          self.state_shardings.params,
+                                                          {k: v.shape for k, v in arrays.items()})
+            arrays = {**arrays, "ref_gap": self._ref_gaps[length](self.reference, arrays)}
         if length not in self._steps:
             shapes = {k: v.shape for k, v in arrays.items()}
             self._steps[length] = make_train_step(contrastive_loss_fn(self.cfg, self.sharder, self.params),

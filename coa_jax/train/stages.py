@@ -20,6 +20,7 @@ import math
 import pathlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from coa_jax.config.loading import to_dict
@@ -70,6 +71,8 @@ def run_sft(cfg: Config, stage: str, *, init: str, out: str | pathlib.Path, data
     total = sc.steps or max(1, math.ceil(sc.epochs * count_batches(factory)))
     optimizer = make_optimizer(sc.optim, total, params)
     shardings = param_shardings(model_cfg, sharder)
+    # SFT-1 anchored to its initial model keeps a copy of it (the train state's buffers are updated in place)
+    reference = jax.tree.map(jnp.copy, params) if stage == "1" and sc.contrastive.reference else None
     state = init_train_state(params, optimizer, shardings)
     state_shardings = jax.tree.map(lambda x: x.sharding, state)
     stream = factory(num_epochs=None)
@@ -77,7 +80,7 @@ def run_sft(cfg: Config, stage: str, *, init: str, out: str | pathlib.Path, data
     if body_cls is ContrastiveBody:
         body = ContrastiveBody(model_cfg, sharder, stream, params=sc.contrastive, optimizer=optimizer,
                                state_shardings=state_shardings, micro_batches=sc.micro_batches,
-                               global_rows=global_rows)
+                               global_rows=global_rows, reference_params=reference)
     else:
         body = NextTokenBody(model_cfg, sharder, stream, include_observations=(stage == "3"), optimizer=optimizer,
                              state_shardings=state_shardings, micro_batches=sc.micro_batches, global_rows=global_rows)
