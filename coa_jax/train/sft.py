@@ -16,6 +16,7 @@ from coa_jax.runtime.global_batch import to_global
 from coa_jax.sharding.rules import Sharder
 from coa_jax.train.logprobs import token_logprobs
 from coa_jax.train.losses import ContrastiveParams, contrastive_loss, masked_nll, pair_scores
+from coa_jax.train.reference import ReferenceModel
 from coa_jax.train.step import make_train_step
 
 
@@ -54,9 +55,7 @@ def next_token_loss_fn(cfg: ModelConfig, sharder: Sharder):
 
 def _pair_logprobs(cfg: ModelConfig, sharder: Sharder, params, mb):
     """Token log-probs of a microbatch's chosen and rejected rows, in one forward pass."""
-    import jax.numpy as jnp
-
-    cat = lambda a, b: jnp.concatenate([mb[a], mb[b]], axis=0)  # noqa: E731
+    cat = lambda a, b: jax.numpy.concatenate([mb[a], mb[b]], axis=0)  # noqa: E731
     logp, _ = token_logprobs(cfg, params, cat("c_tokens", "r_tokens"), cat("c_positions", "r_positions"),
                              cat("c_segments", "r_segments"), sharder)
     n = mb["c_tokens"].shape[0]
@@ -124,13 +123,14 @@ class ContrastiveBody:
     """SFT-1: one CoT+A pair a row (bucketed), chosen and rejected halves in one forward pass."""
 
     def __init__(self, model_cfg: ModelConfig, sharder: Sharder, stream, *, params: ContrastiveParams, optimizer,
-                 state_shardings, micro_batches: int, global_rows: int | None = None, reference_params=None):
+                 state_shardings, micro_batches: int, global_rows: int | None = None,
+                 reference: ReferenceModel | None = None):
         self.cfg, self.sharder, self.stream, self.params = model_cfg, sharder, stream, params
         self.optimizer, self.state_shardings, self.micro = optimizer, state_shardings, micro_batches
         self.global_rows = global_rows  # multi-host: the stream yields this process's rows of each batch
-        if params.reference and reference_params is None:
-            raise ValueError("sft1.contrastive.reference needs the stage's initial params (reference_params)")
-        self.reference = reference_params if params.reference else None  # frozen: the stage's initial model
+        if params.reference and reference is None:
+            raise ValueError("sft1.contrastive.reference needs the stage's initial model (reference)")
+        self.reference = reference if params.reference else None  # frozen: the stage's initial model
         self._steps: dict[int, object] = {}
         self._ref_gaps: dict[int, object] = {}
 
@@ -151,7 +151,7 @@ class ContrastiveBody:
                 self._ref_gaps[length] = reference_gap_fn(self.cfg, self.sharder, self.params,
                                                           self.state_shardings.params,
                                                           {k: v.shape for k, v in arrays.items()})
-            arrays = {**arrays, "ref_gap": self._ref_gaps[length](self.reference, arrays)}
+            arrays = {**arrays, "ref_gap": self._ref_gaps[length](self.reference.params(), arrays)}
         if length not in self._steps:
             shapes = {k: v.shape for k, v in arrays.items()}
             self._steps[length] = make_train_step(contrastive_loss_fn(self.cfg, self.sharder, self.params),

@@ -20,7 +20,6 @@ import math
 import pathlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from coa_jax.config.loading import to_dict
@@ -38,6 +37,7 @@ from coa_jax.train import workspace
 from coa_jax.train.loop import run_loop
 from coa_jax.train.optimizer import make_optimizer
 from coa_jax.train.sft import ContrastiveBody, NextTokenBody, batch_sharding, count_batches
+from coa_jax.train.reference import ReferenceModel
 from coa_jax.train.step import init_train_state
 
 SFT_STAGES = ("reasoner", "1", "2", "3")
@@ -71,16 +71,16 @@ def run_sft(cfg: Config, stage: str, *, init: str, out: str | pathlib.Path, data
     total = sc.steps or max(1, math.ceil(sc.epochs * count_batches(factory)))
     optimizer = make_optimizer(sc.optim, total, params)
     shardings = param_shardings(model_cfg, sharder)
-    # SFT-1 anchored to its initial model keeps a copy of it (the train state's buffers are updated in place)
-    reference = jax.tree.map(jnp.copy, params) if stage == "1" and sc.contrastive.reference else None
     state = init_train_state(params, optimizer, shardings)
     state_shardings = jax.tree.map(lambda x: x.sharding, state)
     stream = factory(num_epochs=None)
     global_rows = sc.batch_rows // sc.micro_batches if multihost else None
     if body_cls is ContrastiveBody:
+        # anchored to its initial model: a frozen copy (the train state's is donated at every update)
+        reference = ReferenceModel(params) if sc.contrastive.reference else None
         body = ContrastiveBody(model_cfg, sharder, stream, params=sc.contrastive, optimizer=optimizer,
                                state_shardings=state_shardings, micro_batches=sc.micro_batches,
-                               global_rows=global_rows, reference_params=reference)
+                               global_rows=global_rows, reference=reference)
     else:
         body = NextTokenBody(model_cfg, sharder, stream, include_observations=(stage == "3"), optimizer=optimizer,
                              state_shardings=state_shardings, micro_batches=sc.micro_batches, global_rows=global_rows)
