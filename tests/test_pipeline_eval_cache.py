@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -23,13 +24,18 @@ def _stage(tmp_path, payload: bytes):
     return hf
 
 
-def test_key_follows_weights_settings_and_questions(tmp_path):
+def test_key_follows_weights_settings_and_questions(tmp_path, monkeypatch):
     hf = _stage(tmp_path, b"weights-1")
     key = runner.eval_key(hf, EvalSettings(mode="agent"), ITEMS)
     assert runner.eval_key(hf, EvalSettings(mode="agent"), ITEMS) == key
     assert runner.eval_key(hf, EvalSettings(mode="workflow"), ITEMS) != key
     assert runner.eval_key(hf, EvalSettings(mode="agent", max_actions=2), ITEMS) != key
     assert runner.eval_key(hf, EvalSettings(mode="agent"), ITEMS[:2]) != key  # another --eval-limit
+    tiered = [dataclasses.replace(i, tier="tail") for i in ITEMS]  # a world whose questions say their tier
+    assert runner.eval_key(hf, EvalSettings(mode="agent"), tiered) != key
+    monkeypatch.setattr(runner, "REPORT_FORMAT", runner.REPORT_FORMAT + 1)  # results written by an older report
+    assert runner.eval_key(hf, EvalSettings(mode="agent"), ITEMS) != key
+    monkeypatch.undo()
     st = (hf / "model.safetensors").stat()
     _stage(tmp_path, b"weights-2")  # the stage retrained: same size, new file
     os.utime(hf / "model.safetensors", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))

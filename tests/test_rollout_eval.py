@@ -56,6 +56,9 @@ def test_eval_runs_in_every_mode(world, tmp_path, mode):
         assert set(summary["success_by_actions"]) <= set(ACTION_BINS)
     rows = [json.loads(line) for line in (tmp_path / f"{mode}.trajectories.jsonl").read_text().splitlines()]
     assert len(rows) == n_datasets
+    # the world's questions say which knowledge tier they test: the report splits by it
+    assert {r["tier"] for r in rows} <= {"popular", "tail"} and all(r["tier"] for r in rows)
+    assert sum(s["n"] for s in rep["tiers"].values()) == n_datasets
     actions = [r["actions"] for r in rows]
     if mode == "model-only":
         assert actions == [0] * n_datasets and all(not r["tool_calls"] for r in rows)

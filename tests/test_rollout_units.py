@@ -53,6 +53,29 @@ def test_metrics_report_per_dataset_and_by_actions():
     assert rep["all"]["n"] == 3 and "ALL" in format_table(rep)
 
 
+def test_metrics_report_per_knowledge_tier_matches_numpy():
+    rng = np.random.default_rng(0)
+    datasets, tiers = rng.choice(["nq", "hotpotqa", "musique"], 40), rng.choice(["popular", "tail"], 40)
+    right = rng.random(40) < 0.4
+    rows = [score_response(str(d), f"<think> x </think>\n\n\\boxed{{{'Paris' if ok else 'Rome'}}}", ["Paris"],
+                           actions=int(a), forced=False, tier=str(t))
+            for d, t, ok, a in zip(datasets, tiers, right, rng.integers(0, 4, 40))]  # fmt: skip
+    rep = report(rows)
+    assert set(rep["tiers"]) == {"popular", "tail"}
+    for tier in ("popular", "tail"):
+        keep = tiers == tier
+        assert rep["tiers"][tier]["n"] == keep.sum()
+        assert rep["tiers"][tier]["em_reference"] == round(right[keep].mean(), 4)
+        for d in ("nq", "hotpotqa", "musique"):
+            cell = keep & (datasets == d)
+            got = rep["datasets"][d]["tiers"].get(tier)
+            assert (got["n"], got["em_reference"]) == (cell.sum(), round(right[cell].mean(), 4)) if cell.any() else got is None
+    assert "ALL tail" in format_table(rep)
+    # a source that does not say every question's tier gets no tier summaries, rather than a partial one
+    assert "tiers" not in report(rows[:-1] + [dataclasses.replace(rows[-1], tier="")])
+    assert "tiers" not in report([dataclasses.replace(r, tier="") for r in rows])["datasets"]["nq"]
+
+
 def test_load_eval_items_limits_each_benchmark(tmp_path):
     def row(i, source):
         return QAPrompt("HotpotQA", (Message("user", f"Now, please answer the user's question below: q{i}?"),),
@@ -66,3 +89,4 @@ def test_load_eval_items_limits_each_benchmark(tmp_path):
         ("nq", "id0", "q0?", ("a0",)), ("nq", "id1", "q1?", ("a1",)),
         ("2wiki", "id3", "q3?", ("a3",)), ("2wiki", "id4", "q4?", ("a4",))]
     assert dataclasses.asdict(items[0])["messages"][0]["role"] == "user"
+    assert {i.tier for i in items} == {""}  # the file does not say

@@ -61,8 +61,35 @@ def write_markdown(results: dict, path: pathlib.Path) -> str:
     text += f"\n{results['eval_questions']} test questions. Checks of the paper's directions:\n\n"
     for claim, holds, numbers in claims(rows):
         text += f"- [{'x' if holds else ' '}] {claim}: {numbers}\n"
+    text += tier_table(rows)
     path.write_text(text)
     return text
+
+
+def tier_table(rows: list[dict]) -> str:
+    """Reference EM x 100 by knowledge tier, every set together and the multi-hop sets alone
+    ("" when the rows carry no tiers): what the base model could know (popular) against what
+    only the search corpus holds (tail)."""
+    tiers = sorted({t for r in rows for t in r.get("tiers", {})})
+    if not tiers:
+        return ""
+
+    def multi_hop(r: dict, tier: str) -> str:
+        cells = [r["datasets"][d]["tiers"][tier] for d in MULTI_HOP
+                 if tier in r["datasets"].get(d, {}).get("tiers", {})]  # fmt: skip
+        n = sum(c["n"] for c in cells)
+        return _fmt(100 * sum(c["em_reference"] * c["n"] for c in cells) / n if n else None)
+
+    head = ["method", "mode"] + [f"{t} (n)" for t in tiers] + [f"multi-hop {t} (pooled)" for t in tiers]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["label"], r["mode"]]
+        cells += [f"{_fmt(100 * r['tiers'][t]['em_reference'])} ({r['tiers'][t]['n']})" if t in r.get("tiers", {})
+                  else "-" for t in tiers]  # fmt: skip
+        cells += [multi_hop(r, t) for t in tiers]
+        lines.append("| " + " | ".join(cells) + " |")
+    return ("\n## By knowledge tier (popular: in the base model's training text; tail: only in the search "
+            "corpus)\n\n" + "\n".join(lines) + "\n")
 
 
 def write_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:

@@ -31,6 +31,7 @@ from coa_jax.train.rl_stage import run_rl, run_summary
 from coa_jax.train.stages import run_sft
 
 log = logging.getLogger(__name__)
+REPORT_FORMAT = 2  # 2: summaries per knowledge tier
 
 
 def run_pipeline(cfg: Config, out: str | pathlib.Path, *, settings: EvalSettings, eval_limit: int | None = None
@@ -73,7 +74,7 @@ def world_eval_items(cfg: Config, world: pathlib.Path, *, split: str = "test", l
         if limit is not None and counts[q.dataset] > limit:
             continue
         items.append(EvalItem(q.id, q.dataset, (Message("user", user_prompt(q.question, cfg.world.prompt_style)),),
-                              q.question, tuple(q.golds)))
+                              q.question, tuple(q.golds), q.tier))
     return items
 
 
@@ -114,11 +115,12 @@ def evaluate_row(cfg: Config, out: pathlib.Path, world: pathlib.Path, row: Row, 
 
 def eval_key(hf: pathlib.Path, settings: EvalSettings, items: list[EvalItem]) -> str:
     """What an evaluation depends on: the weights directory (each file's name, size and
-    modification time: a retrained stage rewrites them), the settings and the question ids."""
-    h = hashlib.sha256()
+    modification time: a retrained stage rewrites them), the settings and the question ids (with
+    their tiers), and the report's format (`REPORT_FORMAT`: a newer format recomputes old results)."""
+    h = hashlib.sha256(f"report {REPORT_FORMAT}\n".encode())
     for f in sorted(hf.iterdir()) if hf.is_dir() else ():
         st = f.stat()
         h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     h.update(json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str).encode())
-    h.update("\n".join(item.id for item in items).encode())
+    h.update("\n".join(f"{item.id}:{item.tier}" for item in items).encode())
     return h.hexdigest()[:16]

@@ -22,17 +22,20 @@ from coa_jax.data.formats.messages import Message
 
 @dataclasses.dataclass(frozen=True)
 class EvalItem:
-    """One question: its id, benchmark, chat messages, question text and gold answers."""
+    """One question: its id, benchmark, chat messages, question text and gold answers; `tier`
+    says whether the base model could know its facts ("popular": in its training text, "tail":
+    only in the search corpus; "" when the source does not say, as for real benchmarks)."""
 
     id: str
     dataset: str
     messages: tuple[Message, ...]
     question: str
     golds: tuple[str, ...]
+    tier: str = ""
 
 
 def _from_prompt(p: QAPrompt) -> EvalItem:
-    return EvalItem(p.id, p.dataset, tuple(p.prompt), p.question, tuple(p.golds))
+    return EvalItem(p.id, p.dataset, tuple(p.prompt), p.question, tuple(p.golds), str(p.extra.get("tier") or ""))
 
 
 def _from_world_jsonl(path: str) -> list[EvalItem]:

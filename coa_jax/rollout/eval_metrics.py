@@ -3,7 +3,10 @@
 Per response: strict EM (SQuAD exact match of the last `\\boxed{}` after `</think>`), reference EM
 (the AutoCoA reward: format gate, normalisation, 70% word overlap), token F1, whether it answered
 (a `\\boxed{}` exists), and the number of actions. Per benchmark: their means, and success
-(reference EM) by the number of actions taken (the paper's Fig. 3).
+(reference EM) by the number of actions taken (the paper's Fig. 3). Where the questions say which
+knowledge tier they test (the embedded world's: "popular" facts the base model was trained on,
+"tail" facts only in the search corpus), the same summaries per tier: the paper's known vs unknown
+knowledge (its Appendix A), where a model without tools collapses on what it cannot know.
 """
 
 from __future__ import annotations
@@ -29,13 +32,15 @@ class Scored:
     answered: bool
     actions: int
     forced: bool
+    tier: str = ""  # the question's knowledge tier ("" when its source does not say)
 
 
-def score_response(dataset: str, response_text: str, golds: Sequence[str], actions: int, forced: bool) -> Scored:
+def score_response(dataset: str, response_text: str, golds: Sequence[str], actions: int, forced: bool,
+                   tier: str = "") -> Scored:  # fmt: skip
     """Scores of one response against its gold answers."""
     golds = list(golds)
     return Scored(dataset, em_reward(response_text, golds), get_reward("autocoa")(response_text, golds),
-                  f1_reward(response_text, golds), bool(boxed_prediction(response_text)), actions, forced)
+                  f1_reward(response_text, golds), bool(boxed_prediction(response_text)), actions, forced, tier)
 
 
 def action_bin(actions: int) -> str:
@@ -65,12 +70,22 @@ def _summary(rows: list[Scored]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def report(rows: Sequence[Scored]) -> dict[str, Any]:
-    """`{"datasets": {name: summary}, "all": summary}`; a summary holds the means listed above."""
-    by_dataset = collections.defaultdict(list)
+def _grouped(rows: Sequence[Scored], key) -> dict[str, dict[str, Any]]:
+    groups = collections.defaultdict(list)
     for r in rows:
-        by_dataset[r.dataset].append(r)
-    return {"datasets": {d: _summary(v) for d, v in sorted(by_dataset.items())}, "all": _summary(list(rows))}
+        groups[key(r)].append(r)
+    return {name: _summary(v) for name, v in sorted(groups.items())}
+
+
+def report(rows: Sequence[Scored]) -> dict[str, Any]:
+    """`{"datasets": {name: summary}, "all": summary}`, plus `"tiers": {tier: summary}` and each
+    dataset's `"tiers"` when every row names its tier; a summary holds the means listed above."""
+    rep: dict[str, Any] = {"datasets": _grouped(rows, lambda r: r.dataset), "all": _summary(list(rows))}
+    if rows and all(r.tier for r in rows):
+        rep["tiers"] = _grouped(rows, lambda r: r.tier)
+        for name, summary in rep["datasets"].items():
+            summary["tiers"] = _grouped([r for r in rows if r.dataset == name], lambda r: r.tier)
+    return rep
 
 
 def format_table(rep: dict[str, Any]) -> str:
@@ -81,4 +96,7 @@ def format_table(rep: dict[str, Any]) -> str:
         bins = " ".join(f"{b}:{v['em_reference']:.2f}/{v['n']}" for b, v in s["success_by_actions"].items())
         lines.append(f"{name:<12}{s['n']:>5}{s['em_strict']:>8.3f}{s['em_reference']:>8.3f}{s['f1']:>8.3f}"
                      f"{s['mean_actions']:>7.2f}{s['answer_rate']:>8.2f}  {bins}")
+    for tier, s in rep.get("tiers", {}).items():
+        lines.append(f"{'ALL ' + tier:<12}{s['n']:>5}{s['em_strict']:>8.3f}{s['em_reference']:>8.3f}{s['f1']:>8.3f}"
+                     f"{s['mean_actions']:>7.2f}{s['answer_rate']:>8.2f}")
     return "\n".join(lines)

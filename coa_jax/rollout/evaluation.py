@@ -68,7 +68,7 @@ class EvalRecord:
     def to_json(self, mode: str) -> dict[str, Any]:
         t = self.trajectory
         return {
-            "id": self.item.id, "dataset": self.item.dataset, "question": self.item.question,
+            "id": self.item.id, "dataset": self.item.dataset, "tier": self.item.tier, "question": self.item.question,
             "golds": list(self.item.golds), "mode": mode, "response_text": self.response_text,
             **{k: getattr(self.scored, k) for k in ("em_strict", "em_reference", "f1", "answered", "actions")},
             "finish": t.finish, "forced": t.forced, "workflow_queries": list(self.queries),
@@ -105,7 +105,7 @@ def evaluate(cfg: ModelConfig, params: Params, sharder: Sharder, tokenizer, item
                                question_first=settings.mode == "rag")
         records = [EvalRecord(item, r.response_text, r.trajectory,
                               score_response(item.dataset, r.response_text, item.golds, len(r.queries),
-                                             bool(r.trajectory.forced)), r.queries)
+                                             bool(r.trajectory.forced), item.tier), r.queries)
                    for item, r in zip(items, results)]  # fmt: skip
         return records, time.perf_counter() - start
     prompts = [prompt_ids(tokenizer, i.messages) for i in items]
@@ -115,6 +115,7 @@ def evaluate(cfg: ModelConfig, params: Params, sharder: Sharder, tokenizer, item
     trajectories = engine.rollout(engine.prepare_params(params), prompts, env="real" if agent else "none",
                                   seed=settings.seed).trajectories
     records = [EvalRecord(item, t.response_text, t,
-                          score_response(item.dataset, t.response_text, item.golds, t.num_actions, bool(t.forced)))
+                          score_response(item.dataset, t.response_text, item.golds, t.num_actions, bool(t.forced),
+                                         item.tier))
                for item, t in zip(items, trajectories)]  # fmt: skip
     return records, time.perf_counter() - start
