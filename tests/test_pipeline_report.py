@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coa_jax.pipeline.report import tier_table, write_markdown
+from coa_jax.pipeline.report import claims, tier_table, write_markdown
 
 
 def _summary(n: int, em: float) -> dict:
@@ -44,3 +44,15 @@ def test_results_markdown_has_the_tier_table_only_when_rows_carry_tiers(tmp_path
     untiered = {**row, "tiers": {}}
     plain = write_markdown({**results, "rows": [untiered]}, tmp_path / "plain.md")
     assert "By knowledge tier" not in plain and "| SFT-2 | agent |" in plain
+
+
+def test_claims_check_the_knowledge_tiers():
+    alone = _row("Reasoner alone", "model-only", {"nq": {"popular": (10, 0.6), "tail": (30, 0.1)}})
+    good = _row("SFT-2", "agent", {"nq": {"popular": (10, 0.5), "tail": (30, 0.4)}})
+    bad = _row("SFT-1", "agent", {"nq": {"popular": (10, 0.9), "tail": (30, 0.1)}})
+    found = {claim: (holds, numbers) for claim, holds, numbers in claims([alone, good, bad])}
+    collapse = next(v for k, v in found.items() if k.startswith("without tools"))
+    assert collapse == (True, "10.0 vs 60.0")
+    agents = next(v for k, v in found.items() if k.startswith("every agent row beats the model alone"))
+    assert agents == (False, "model alone 10.0; not above it: SFT-1")  # equal is not above
+    assert not any("tail" in k for k, *_ in claims([{**alone, "tiers": {}}, good]))

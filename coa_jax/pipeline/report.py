@@ -39,6 +39,17 @@ def claims(rows: list[dict]) -> list[tuple[str, bool, str]]:
         if rl in by and sft in by:
             a, b = _avg(by[rl], MULTI_HOP + SINGLE_HOP) or 0.0, _avg(by[sft], MULTI_HOP + SINGLE_HOP) or 0.0
             out.append((f"RL adds to its SFT start: {rl} > {sft} (all-set EM)", a > b, f"{a:.1f} vs {b:.1f}"))
+    alone = by.get("Reasoner alone")
+    if alone is not None and {"popular", "tail"} <= set(alone.get("tiers", {})):
+        known, unknown = (100 * alone["tiers"][t]["em_reference"] for t in ("popular", "tail"))
+        out.append(("without tools the model does worse on facts only in the corpus than on facts it was trained on "
+                    "(tail vs popular EM)", unknown < known, f"{unknown:.1f} vs {known:.1f}"))
+        tail = {r["label"]: 100 * r["tiers"]["tail"]["em_reference"] for r in rows
+                if r["mode"] == "agent" and "tail" in r.get("tiers", {})}  # fmt: skip
+        if tail:
+            losers = [a for a, v in tail.items() if v <= unknown]
+            out.append(("every agent row beats the model alone on facts only in the corpus (tail EM)", not losers,
+                        f"model alone {unknown:.1f}; not above it: {', '.join(losers) or 'none'}"))
     sim_real, real = by.get("SFT-1+2+3 + RL-1+2"), by.get("SFT-1+2 + RL-2")
     if sim_real and real and real.get("real_tool_calls"):
         ratio = sim_real["real_tool_calls"] / real["real_tool_calls"]
