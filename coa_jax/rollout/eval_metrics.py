@@ -70,21 +70,27 @@ def _summary(rows: list[Scored]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _grouped(rows: Sequence[Scored], key) -> dict[str, dict[str, Any]]:
+def _groups(rows: Sequence[Scored], key) -> dict[str, list[Scored]]:
     groups = collections.defaultdict(list)
     for r in rows:
         groups[key(r)].append(r)
-    return {name: _summary(v) for name, v in sorted(groups.items())}
+    return dict(sorted(groups.items()))
+
+
+def _tiers(rows: Sequence[Scored]) -> dict[str, dict[str, Any]]:
+    return {tier: _summary(v) for tier, v in _groups(rows, lambda r: r.tier).items()}
 
 
 def report(rows: Sequence[Scored]) -> dict[str, Any]:
     """`{"datasets": {name: summary}, "all": summary}`, plus `"tiers": {tier: summary}` and each
     dataset's `"tiers"` when every row names its tier; a summary holds the means listed above."""
-    rep: dict[str, Any] = {"datasets": _grouped(rows, lambda r: r.dataset), "all": _summary(list(rows))}
-    if rows and all(r.tier for r in rows):
-        rep["tiers"] = _grouped(rows, lambda r: r.tier)
-        for name, summary in rep["datasets"].items():
-            summary["tiers"] = _grouped([r for r in rows if r.dataset == name], lambda r: r.tier)
+    tiered = bool(rows) and all(r.tier for r in rows)
+    datasets = {}
+    for name, group in _groups(rows, lambda r: r.dataset).items():
+        datasets[name] = {**_summary(group), **({"tiers": _tiers(group)} if tiered else {})}
+    rep: dict[str, Any] = {"datasets": datasets, "all": _summary(list(rows))}
+    if tiered:
+        rep["tiers"] = _tiers(rows)
     return rep
 
 
@@ -92,11 +98,12 @@ def format_table(rep: dict[str, Any]) -> str:
     """The report as a fixed-width text table."""
     head = f"{'dataset':<12}{'n':>5}{'EM':>8}{'refEM':>8}{'F1':>8}{'acts':>7}{'answer':>8}  success by actions"
     lines = [head]
+    def line(name: str, s: dict[str, Any]) -> str:
+        return (f"{name:<12}{s['n']:>5}{s['em_strict']:>8.3f}{s['em_reference']:>8.3f}{s['f1']:>8.3f}"
+                f"{s['mean_actions']:>7.2f}{s['answer_rate']:>8.2f}")
+
     for name, s in list(rep["datasets"].items()) + [("ALL", rep["all"])]:
         bins = " ".join(f"{b}:{v['em_reference']:.2f}/{v['n']}" for b, v in s["success_by_actions"].items())
-        lines.append(f"{name:<12}{s['n']:>5}{s['em_strict']:>8.3f}{s['em_reference']:>8.3f}{s['f1']:>8.3f}"
-                     f"{s['mean_actions']:>7.2f}{s['answer_rate']:>8.2f}  {bins}")
-    for tier, s in rep.get("tiers", {}).items():
-        lines.append(f"{'ALL ' + tier:<12}{s['n']:>5}{s['em_strict']:>8.3f}{s['em_reference']:>8.3f}{s['f1']:>8.3f}"
-                     f"{s['mean_actions']:>7.2f}{s['answer_rate']:>8.2f}")
+        lines.append(f"{line(name, s)}  {bins}")
+    lines += [line(f"ALL {tier}", s) for tier, s in rep.get("tiers", {}).items()]
     return "\n".join(lines)

@@ -36,8 +36,8 @@ from coa_jax.sharding.rules import TRAINING_RULES, Sharder
 from coa_jax.train import workspace
 from coa_jax.train.loop import run_loop
 from coa_jax.train.optimizer import make_optimizer
-from coa_jax.train.sft import ContrastiveBody, NextTokenBody, batch_sharding, count_batches
 from coa_jax.train.reference import ReferenceModel
+from coa_jax.train.sft import ContrastiveBody, NextTokenBody, batch_sharding, count_batches
 from coa_jax.train.step import init_train_state
 
 SFT_STAGES = ("reasoner", "1", "2", "3")
