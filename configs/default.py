@@ -12,6 +12,7 @@ from coa_jax.config.schema import EnvConfig, RLConfig, SFTConfig, WorldConfig
 from coa_jax.models.model_config import ModelConfig
 from coa_jax.rollout.config import RolloutConfig
 from coa_jax.rollout.evaluation import EvalSettings
+from coa_jax.train.copy_warmup import CopyWarmupConfig
 from coa_jax.train.grpo_loss import GRPOParams
 from coa_jax.train.loop import LoopConfig
 from coa_jax.train.optimizer import OptimConfig
@@ -40,7 +41,9 @@ def get_config(variant: str | None = None) -> Config:
                               temperature=0.6),
         # The base reasoner learns from random weights: language, the popular facts, CoT, writing a
         # query and reading results (a real base model's skills), so it gets most of the steps.
-        reasoner=dataclasses.replace(sft, steps=450,
+        # It starts with a copy warm-up (short rows of random tokens, repeated: coa_jax/train/copy_warmup.py):
+        # without it the model never forms the induction heads that read a value out of a search result.
+        reasoner=dataclasses.replace(sft, steps=450, copy_warmup=CopyWarmupConfig(steps=300),
                                      optim=OptimConfig(lr=3e-3, warmup_steps=30, weight_decay=0.01)),
         sft1=dataclasses.replace(sft, steps=60, optim=OptimConfig(lr=5e-4, warmup_steps=5)),
         sft2=dataclasses.replace(sft, steps=200, optim=OptimConfig(lr=1e-3, warmup_steps=20)),
@@ -63,7 +66,7 @@ def get_config(variant: str | None = None) -> Config:
             model=dataclasses.replace(model, hidden_size=64, intermediate_size=128, num_layers=2),
             sampling=dataclasses.replace(cfg.sampling, max_new_tokens=64),
             # short rows: what the tests run (seconds per stage)
-            reasoner=dataclasses.replace(cfg.reasoner, steps=8, max_len=384),
+            reasoner=dataclasses.replace(cfg.reasoner, steps=8, max_len=384, copy_warmup=CopyWarmupConfig()),
             sft1=dataclasses.replace(cfg.sft1, steps=4, max_len=512),
             sft2=dataclasses.replace(cfg.sft2, steps=4, max_len=512),
             sft3=dataclasses.replace(cfg.sft3, steps=4, max_len=512),

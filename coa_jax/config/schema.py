@@ -11,6 +11,7 @@ import dataclasses
 from coa_jax.models.model_config import ModelConfig
 from coa_jax.rollout.config import RolloutConfig
 from coa_jax.rollout.evaluation import EvalSettings
+from coa_jax.train.copy_warmup import CopyWarmupConfig
 from coa_jax.train.grpo_loss import GRPOParams
 from coa_jax.train.loop import LoopConfig
 from coa_jax.train.losses import ContrastiveParams
@@ -119,6 +120,7 @@ class SFTConfig:
     max_len: int = 1024
     optim: OptimConfig = OptimConfig(lr=5e-5)
     contrastive: ContrastiveParams = ContrastiveParams()
+    copy_warmup: CopyWarmupConfig = CopyWarmupConfig()  # random init only (the base reasoner)
     loop: LoopConfig = LoopConfig()
 
     def errors(self) -> list[tuple[str, str]]:

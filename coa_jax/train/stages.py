@@ -22,6 +22,7 @@ import pathlib
 import jax
 import numpy as np
 
+from coa_jax.config.errors import ConfigError
 from coa_jax.config.loading import to_dict
 from coa_jax.config.schema import Config, SFTConfig
 from coa_jax.data.collate import load_pair_examples, load_sft_examples
@@ -34,6 +35,7 @@ from coa_jax.runtime.process import barrier, is_main, main_first
 from coa_jax.sharding.mesh import make_mesh, validate_for_devices
 from coa_jax.sharding.rules import TRAINING_RULES, Sharder
 from coa_jax.train import workspace
+from coa_jax.train.copy_warmup import run_copy_warmup
 from coa_jax.train.loop import run_loop
 from coa_jax.train.optimizer import make_optimizer
 from coa_jax.train.reference import ReferenceModel
@@ -57,12 +59,18 @@ def run_sft(cfg: Config, stage: str, *, init: str, out: str | pathlib.Path, data
     out = pathlib.Path(out)
     if (out / "DONE").exists() and (out / "hf" / "config.json").exists():
         return out / "hf"
+    sc = stage_config(cfg, stage)
+    if sc.copy_warmup.steps and init:
+        raise ConfigError([(f"{STAGE_KEYS[stage]}.copy_warmup.steps", f"the copy warm-up is for a model at random "
+                            f"init, but this stage starts from {init!r}; set it to 0")])
     validate_for_devices(cfg, jax.device_count())
     sharder = Sharder(make_mesh(cfg.mesh), TRAINING_RULES)
     world = main_first("world", lambda: workspace.world_dir(cfg, out.parent))
     data_dir = pathlib.Path(data) if data else main_first("teacher", lambda: workspace.teacher_dir(cfg, world))
     model_cfg, params, tokenizer = workspace.initial_model(cfg, init, sharder, world / "tokenizer")
-    sc = stage_config(cfg, stage)
+    if sc.copy_warmup.steps:
+        params = run_copy_warmup(sc.copy_warmup, model_cfg, params, sharder, tokenizer, out / "copy_warmup",
+                                 seed=cfg.seed, loop_cfg=sc.loop)
     multihost = jax.process_count() > 1
     # the rows of each global batch this process builds (all of them in a single process)
     mine = micro_rows(batch_sharding(sharder, sc.micro_batches, sc.batch_rows, sc.max_len), sc.micro_batches,
