@@ -14,6 +14,7 @@ from coa_jax.rollout.config import RolloutConfig
 from coa_jax.rollout.evaluation import EvalSettings
 from coa_jax.train.copy_warmup import CopyWarmupConfig
 from coa_jax.train.grpo_loss import GRPOParams
+from coa_jax.train.losses import ContrastiveParams
 from coa_jax.train.loop import LoopConfig
 from coa_jax.train.optimizer import OptimConfig
 
@@ -45,9 +46,15 @@ def get_config(variant: str | None = None) -> Config:
         # without it the model never forms the induction heads that read a value out of a search result.
         reasoner=dataclasses.replace(sft, steps=450, copy_warmup=CopyWarmupConfig(steps=300),
                                      optim=OptimConfig(lr=3e-3, warmup_steps=30, weight_decay=0.01)),
-        sft1=dataclasses.replace(sft, steps=60, optim=OptimConfig(lr=5e-4, warmup_steps=5)),
+        # SFT-1 anchored to its initial model and scored on model-written tokens only: as the reference
+        # (no anchor, observations scored) it pushes the rejected continuations' words down without
+        # bound, and this small model stops answering at all (0 of 330 answered, EM 0).
+        sft1=dataclasses.replace(sft, steps=60, optim=OptimConfig(lr=5e-4, warmup_steps=5),
+                                 contrastive=ContrastiveParams(reference=True, observations=False)),
         sft2=dataclasses.replace(sft, steps=200, optim=OptimConfig(lr=1e-3, warmup_steps=20)),
-        sft3=dataclasses.replace(sft, steps=40, optim=OptimConfig(lr=5e-4, warmup_steps=5)),
+        # SFT-3's loss is mostly search-result tokens the model has never seen; at SFT-2's rates
+        # (1e-4 and up) they wreck its language (repetition loops), so it gets a 30x lower rate.
+        sft3=dataclasses.replace(sft, steps=40, optim=OptimConfig(lr=3e-5, warmup_steps=5)),
         rl=RLConfig(steps=12, prompts_per_step=8, group_size=4, sim_fraction=5 / 6, loop=loop,
                     grpo=GRPOParams(kl_coef=0.001), optim=OptimConfig(lr=1e-4, decay="constant")),
         eval=EvalSettings(batch_slots=16, max_response_tokens=768, max_actions=4, answer_reserve=32),

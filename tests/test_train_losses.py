@@ -124,3 +124,28 @@ def test_group_advantages_match_numpy():
     assert np.all(adv[5:10] == 0)
     adv_nostd, _ = group_advantages(rewards, 5, normalize_std=False)
     np.testing.assert_allclose(adv_nostd[:5], rewards[:5] - rewards[:5].mean(), atol=1e-6)
+
+
+def test_sft1_scores_observation_tokens_only_when_asked():
+    from coa_jax.data.collate import PairBatch, SFTBatch
+    from coa_jax.data.provenance import Provenance
+    from coa_jax.train.sft import ContrastiveBody
+
+    P, M, O, A = (int(Provenance.PROMPT), int(Provenance.POLICY), int(Provenance.OBSERVATION),
+                  int(Provenance.ANSWER))
+    chosen_labels = np.array([[P, P, M, M, O, O, O, M, A, 0]], np.int8)
+    rejected_labels = np.array([[P, P, M, M, A, A, 0, 0, 0, 0]], np.int8)
+
+    def half(labels):
+        return SFTBatch(np.arange(10, dtype=np.int32)[None], np.arange(10, dtype=np.int32)[None],
+                        (labels > 0).astype(np.int32), labels)
+
+    batch = PairBatch(half(chosen_labels), half(rejected_labels), np.ones((1, 1), bool))
+    masks = {}
+    for observations in (True, False):
+        body = ContrastiveBody(None, None, None, params=ContrastiveParams(observations=observations), optimizer=None,
+                               state_shardings=None, micro_batches=1)
+        masks[observations] = body.arrays(batch)
+    assert masks[True]["c_mask"][0].tolist() == [0, 0, 1, 1, 1, 1, 1, 1, 1, 0]
+    assert masks[False]["c_mask"][0].tolist() == [0, 0, 1, 1, 0, 0, 0, 1, 1, 0]
+    assert masks[True]["r_mask"].tolist() == masks[False]["r_mask"].tolist() == [[0, 0, 1, 1, 1, 1, 0, 0, 0, 0]]

@@ -41,6 +41,10 @@ class ContrastiveParams:
     # continuation the model already finds far likelier (fluent reasoning against an unfamiliar
     # action) is pushed down until it is not, answer format and all. Costs a forward pass a step.
     reference: bool = False
+    # Score the observation tokens of a continuation (search results the host wrote) in both terms,
+    # as the reference does. False scores only model-written tokens: the chosen's observations are
+    # most of its length, so with them Pc is mostly how well the model predicts search results.
+    observations: bool = True
 
     def errors(self) -> list[tuple[str, str]]:
         out = []

@@ -134,13 +134,12 @@ class ContrastiveBody:
         self._steps: dict[int, object] = {}
         self._ref_gaps: dict[int, object] = {}
 
-    @staticmethod
-    def arrays(batch) -> dict[str, np.ndarray]:
-        c, r = batch.chosen, batch.rejected
+    def arrays(self, batch) -> dict[str, np.ndarray]:
+        c, r, obs = batch.chosen, batch.rejected, self.params.observations
         return {"c_tokens": c.tokens, "c_positions": c.positions, "c_segments": c.segment_ids,
-                "c_mask": c.loss_mask(include_observations=True),
+                "c_mask": c.loss_mask(include_observations=obs),
                 "r_tokens": r.tokens, "r_positions": r.positions, "r_segments": r.segment_ids,
-                "r_mask": r.loss_mask(include_observations=True),
+                "r_mask": r.loss_mask(include_observations=obs),
                 "valid": batch.pair_valid[:, 0].astype(np.float32)}  # fmt: skip
 
     def __call__(self, state, step: int):
