@@ -62,7 +62,8 @@ def get_config(variant: str | None = None) -> Config:
     if variant == "quick":
         return dataclasses.replace(
             cfg, name="default-quick", world=dataclasses.replace(cfg.world, size="tiny"),
-            reasoner=dataclasses.replace(cfg.reasoner, steps=100), sft1=dataclasses.replace(cfg.sft1, steps=10),
+            reasoner=dataclasses.replace(cfg.reasoner, steps=100, copy_warmup=CopyWarmupConfig(steps=100)),
+            sft1=dataclasses.replace(cfg.sft1, steps=10),
             sft2=dataclasses.replace(cfg.sft2, steps=40), sft3=dataclasses.replace(cfg.sft3, steps=7),
             rl=dataclasses.replace(cfg.rl, steps=4, prompts_per_step=4, group_size=4),
             rollout=dataclasses.replace(cfg.rollout, max_response_tokens=384),
