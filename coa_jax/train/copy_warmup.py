@@ -19,11 +19,18 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
+import jax
 import numpy as np
 
 from coa_jax.data.provenance import Provenance
 from coa_jax.data.streams import SFTStream
 from coa_jax.data.tokenize_sft import TokenizedExample
+from coa_jax.models.params import param_shardings
+from coa_jax.runtime.global_batch import micro_rows
+from coa_jax.train.loop import run_loop
+from coa_jax.train.optimizer import OptimConfig, make_optimizer
+from coa_jax.train.sft import NextTokenBody, batch_sharding
+from coa_jax.train.step import init_train_state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +75,7 @@ def copy_examples(count: int, length: int, token_ids: np.ndarray, seed: int) -> 
 def ordinary_token_ids(tokenizer, vocab_size: int) -> np.ndarray:
     """Ids the rows draw from: the tokenizer's, below `vocab_size`, without special or added tokens."""
     special = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
-    ids = np.asarray([i for i in range(min(len(tokenizer), vocab_size)) if i not in special], np.int32)
+    ids = np.setdiff1d(np.arange(min(len(tokenizer), vocab_size), dtype=np.int32), np.fromiter(special, np.int32))
     if len(ids) < 16:
         raise ValueError(f"the copy warm-up needs at least 16 ordinary token ids; the tokenizer has {len(ids)}")
     return ids
@@ -80,15 +87,7 @@ def run_copy_warmup(warmup: CopyWarmupConfig, model_cfg, params, sharder, tokeni
 
     Multi-host: every process builds only its rows of each batch, as the stages do.
     """
-    import jax
-
-    from coa_jax.config.loading import to_dict
-    from coa_jax.models.params import param_shardings
-    from coa_jax.runtime.global_batch import micro_rows
-    from coa_jax.train.loop import run_loop
-    from coa_jax.train.optimizer import OptimConfig, make_optimizer
-    from coa_jax.train.sft import NextTokenBody, batch_sharding
-    from coa_jax.train.step import init_train_state
+    from coa_jax.config.loading import to_dict  # here: the config schema imports this module
 
     rows, length = warmup.batch_rows, warmup.length
     multihost = jax.process_count() > 1
