@@ -49,13 +49,17 @@ def get_config(variant: str | None = None) -> Config:
         # SFT-1 anchored to its initial model and scored on model-written tokens only: as the reference
         # (no anchor, observations scored) it pushes the rejected continuations' words down without
         # bound, and this small model stops answering at all (0 of 330 answered, EM 0).
+        # beta 10: the sigmoid scores a per-token mean, and at beta 1 it keeps pushing until the anchored
+        # gap is ~2 nats a token, which wrecks the reasoner's language (SFT-1 row EM 0, repetition loops).
         sft1=dataclasses.replace(sft, steps=60, optim=OptimConfig(lr=5e-4, warmup_steps=5),
-                                 contrastive=ContrastiveParams(reference=True, observations=False)),
+                                 contrastive=ContrastiveParams(beta=10.0, reference=True, observations=False)),
         sft2=dataclasses.replace(sft, steps=200, optim=OptimConfig(lr=1e-3, warmup_steps=20)),
         # SFT-3's loss is mostly search-result tokens the model has never seen; at SFT-2's rates
         # (1e-4 and up) they wreck its language (repetition loops), so it gets a 30x lower rate.
         sft3=dataclasses.replace(sft, steps=40, optim=OptimConfig(lr=3e-5, warmup_steps=5)),
-        rl=RLConfig(steps=12, prompts_per_step=8, group_size=4, sim_fraction=5 / 6, loop=loop,
+        # Rewards are sparse here (~0.1 a rollout): most groups of 4 score all 0 and teach nothing, so each
+        # step rolls out 4x the prompts and updates on the groups whose rewards differ (rl.oversample).
+        rl=RLConfig(steps=12, prompts_per_step=8, group_size=4, oversample=4, sim_fraction=5 / 6, loop=loop,
                     grpo=GRPOParams(kl_coef=0.001), optim=OptimConfig(lr=1e-4, decay="constant")),
         eval=EvalSettings(batch_slots=16, max_response_tokens=768, max_actions=4, answer_reserve=32),
     )
@@ -78,7 +82,7 @@ def get_config(variant: str | None = None) -> Config:
             sft1=dataclasses.replace(cfg.sft1, steps=4, max_len=512),
             sft2=dataclasses.replace(cfg.sft2, steps=4, max_len=512),
             sft3=dataclasses.replace(cfg.sft3, steps=4, max_len=512),
-            rl=dataclasses.replace(cfg.rl, steps=2, prompts_per_step=2),
+            rl=dataclasses.replace(cfg.rl, steps=2, prompts_per_step=2, oversample=1),
             rollout=dataclasses.replace(cfg.rollout, max_response_tokens=512),
             eval=dataclasses.replace(cfg.eval, max_response_tokens=512))
     if variant is not None:

@@ -17,12 +17,12 @@ import pytest
 from launch_helpers import ROOT, run_group
 
 STEPS = 2
-SETS = ["world.size=tiny", f"rl.steps={STEPS}", "rl.prompts_per_step=2", "rl.group_size=4", "rl.sim_fraction=0.5",
+SETS = ["world.size=tiny", f"rl.steps={STEPS}", "rl.prompts_per_step=2", "rl.group_size=4", "rl.oversample=2", "rl.sim_fraction=0.5",
         "rl.reward=searched_twice", "rl.optim.lr=3e-4", "rl.loop.async_checkpoint=false",
         "rollout.max_prompt_tokens=128", "rollout.max_response_tokens=160", "env.max_obs_tokens=48", "rollout.batch_slots=8",
         "rollout.answer_reserve=24", "rollout.max_actions=3", "rollout.temperature=1.0"]
 COMPARED = ("loss", "count", "grad_norm", "kl", "reward", "response_length", "actions_per_trajectory",
-            "real_tool_calls", "simulated_tool_calls", "degenerate_groups")
+            "real_tool_calls", "simulated_tool_calls", "degenerate_groups", "update_informative_groups")
 
 CONFIG = '''
 from coa_jax.config.loading import load_config
@@ -98,6 +98,11 @@ def test_pod_grpo_equals_one_process_on_eight_devices(runs):
     # the run did something worth comparing: both environments acted, groups disagreed, weights moved
     assert pod[0]["simulated_tool_calls"] > 0 and pod[1]["real_tool_calls"] > 0 and pod[1]["actions_per_trajectory"] > 0
     assert any(0.0 < r["reward"] < 1.0 for r in pod) and all(r["grad_norm"] > 0 for r in pod)
+    # dynamic sampling (rl.oversample=2): 4 groups rolled out a step, 2 slots updated; a slot holds
+    # 2 candidates, so at least half the sampled groups that disagree (rounded up) reach the update
+    for r in pod:
+        informative = 4 - r["degenerate_groups"]
+        assert -(-informative // 2) <= r["update_informative_groups"] <= min(2, informative), r
     summaries = [json.loads((base / run / "summary.json").read_text()) for run in ("pod", "single")]
     assert summaries[0]["real_tool_calls"] == summaries[1]["real_tool_calls"] == pod[1]["real_tool_calls"]
 

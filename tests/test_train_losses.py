@@ -126,6 +126,25 @@ def test_group_advantages_match_numpy():
     np.testing.assert_allclose(adv_nostd[:5], rewards[:5] - rewards[:5].mean(), atol=1e-6)
 
 
+def test_pick_groups_takes_each_slots_first_informative_candidate():
+    from coa_jax.train.grpo import pick_groups
+
+    g, k = 3, 3
+    # 2 slots x 3 candidates x G=3; slot 0: candidates 0, 1 degenerate, 2 informative; slot 1: all degenerate
+    groups = [[0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 0, 0], [0, 0, 0], [1, 1, 1]]
+    rewards = np.array(groups, np.float32).reshape(-1)
+    assert pick_groups(rewards, g, k).tolist() == [2, 3]
+    # independent NumPy reference on random rewards: slot j takes the first differing candidate, else j*k
+    rewards = (RS.rand(8 * k * g) > 0.8).astype(np.float32)
+    r = rewards.reshape(8, k, g)
+    expect = [j * k + next((c for c in range(k) if len(set(r[j, c])) > 1), 0) for j in range(8)]
+    assert pick_groups(rewards, g, k).tolist() == expect
+    # each slot's choice depends only on its own candidates (a pod's processes hold whole slots)
+    halves = [pick_groups(rewards[h * 4 * k * g:(h + 1) * 4 * k * g], g, k) + h * 4 * k for h in range(2)]
+    assert np.concatenate(halves).tolist() == expect
+    assert pick_groups(rewards, g, 1).tolist() == list(range(8 * k))  # k=1: every group, in order
+
+
 def test_sft1_scores_observation_tokens_only_when_asked():
     from coa_jax.data.collate import PairBatch, SFTBatch
     from coa_jax.data.provenance import Provenance

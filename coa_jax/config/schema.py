@@ -150,6 +150,9 @@ class RLConfig:
     reward: str = "autocoa"
     normalize_std: bool = True
     filter_degenerate: bool = False  # drop groups whose rewards are all equal from the update
+    # dynamic sampling: roll out oversample x prompts_per_step prompts, update on prompts_per_step of
+    # their groups (those whose rewards differ first); 1 = off
+    oversample: int = 1
     recompute_old_logprobs: bool = True  # teacher-forced old log-probs instead of the sampler's
     ref_offload: bool = False  # keep the reference weights in host memory between uses
     grpo: GRPOParams = GRPOParams()
@@ -158,7 +161,7 @@ class RLConfig:
 
     def errors(self) -> list[tuple[str, str]]:
         out = []
-        for name in ("steps", "prompts_per_step", "group_size", "updates_per_batch", "micro_batches"):
+        for name in ("steps", "prompts_per_step", "group_size", "updates_per_batch", "micro_batches", "oversample"):
             if getattr(self, name) <= 0:
                 out.append((name, f"must be > 0, got {getattr(self, name)}"))
         if self.env not in RL_ENVS:

@@ -89,9 +89,14 @@ class GRPOBody:
                  optimizer, state_shardings, group_size: int, prompts_per_step: int, total_steps: int, env: str,
                  sim_fraction: float, updates_per_batch: int, micro_batches: int, normalize_std: bool,
                  filter_degenerate: bool, recompute_old_logprobs: bool, temperature: float, seed: int, pad_id: int,
-                 sync: Callable | None = None):
+                 sync: Callable | None = None, oversample: int = 1):
         """`sync`: the trainer's weights -> what the engine's `prepare_params` takes (default: as is;
-        on a pod a `runtime.placement.WeightSync` to this process's devices)."""
+        on a pod a `runtime.placement.WeightSync` to this process's devices).
+
+        `oversample` k > 1: dynamic sampling. Each step rolls out k x P prompts and updates on P of
+        their groups: each of the P slots takes the first of its k candidate groups whose rewards
+        differ (`pick_groups`), so fewer updates are spent on groups with zero advantage; the
+        update's shapes stay those of P groups. Rollout metrics count every sampled trajectory."""
         self.cfg, self.sharder, self.engine, self.reference = model_cfg, sharder, engine, reference
         self.prompts, self.reward_fn, self.grpo = prompts, reward_fn, grpo
         self.optimizer, self.state_shardings = optimizer, state_shardings
@@ -101,6 +106,9 @@ class GRPOBody:
         self.normalize_std, self.filter_degenerate = normalize_std, filter_degenerate
         self.recompute_old, self.temperature, self.seed, self.pad_id = recompute_old_logprobs, temperature, seed, pad_id
         self.sync = sync or (lambda params: params)
+        if oversample < 1:
+            raise ValueError(f"oversample must be >= 1, got {oversample}")
+        self.oversample = oversample
         check_pod_split(prompts_per_step, group_size, micro_batches)
         self.rank = jax.process_index()
         self.local_p = prompts_per_step // jax.process_count()  # whole groups per process
@@ -150,15 +158,19 @@ class GRPOBody:
     def __call__(self, state, step: int):
         t0 = time.perf_counter()
         env = env_for_step(self.env, self.sim_fraction, step, self.total)
-        first = self.rank * self.local_p
-        idx = self.prompts.for_step(step, self.p, self.seed)[first:first + self.local_p]
+        k = self.oversample
+        first = self.rank * self.local_p * k
+        idx = self.prompts.for_step(step, self.p * k, self.seed)[first:first + self.local_p * k]
         result = self.engine.rollout(self.engine.prepare_params(self.sync(state.params)),
                                      [self.prompts.ids[i] for i in idx], group_size=self.g, env=env,
                                      seed=self.seed * 1_000_003 + step, first_stream=first * self.g)
-        trajs = result.trajectories
+        sampled = result.trajectories
         t1 = time.perf_counter()
-        rewards = np.asarray([self.reward_fn(t.response_text, self.prompts.golds[idx[t.prompt_index]])
-                              for t in trajs], np.float32)
+        sampled_rewards = np.asarray([self.reward_fn(t.response_text, self.prompts.golds[idx[t.prompt_index]])
+                                      for t in sampled], np.float32)
+        keep_groups = pick_groups(sampled_rewards, self.g, k)
+        rows = (keep_groups[:, None] * self.g + np.arange(self.g)).reshape(-1)
+        trajs, rewards = [sampled[i] for i in rows], sampled_rewards[rows]
         length = bucket(int(pod_reduce({"n": max(len(t.token_ids) for t in trajs)}, "max")["n"]))
         batch = pack_trajectories(trajs, length, self.pad_id)
         policy = np.isin(batch.labels_BxL, POLICY_LABELS).astype(np.float32)
@@ -192,9 +204,26 @@ class GRPOBody:
             state, update_metrics = train_step(state, micro)
         update_metrics = jax.device_get(update_metrics)
         t3 = time.perf_counter()
-        totals = pod_reduce(trajectory_totals(trajs, rewards, degenerate, result.stats), "sum")
+        _, sampled_degenerate = group_advantages(sampled_rewards, self.g)
+        totals = pod_reduce({**trajectory_totals(sampled, sampled_rewards, sampled_degenerate, result.stats),
+                             "update_informative_groups": float((~degenerate).sum())}, "sum")
         return state, {**{k: float(v) for k, v in update_metrics.items()}, **trajectory_metrics(totals, env),
                        "time_rollout_s": t1 - t0, "time_scoring_s": t2 - t1, "time_update_s": t3 - t2}
+
+
+def pick_groups(rewards_N: np.ndarray, group_size: int, oversample: int) -> np.ndarray:
+    """Dynamic sampling: the group each update slot takes from its `oversample` candidates.
+
+    Rows are grouped consecutively and slot j's candidates are groups j*k .. j*k+k-1 (k =
+    `oversample`); a slot takes its first candidate whose rewards differ, else its first
+    candidate. Choosing per slot (not over the whole step) keeps a pod's choice equal to one
+    process's, whichever process holds the slot.
+
+    Returns the chosen group indices, one per slot, in order.
+    """
+    r = np.asarray(rewards_N).reshape(-1, oversample, group_size)
+    informative = r.max(axis=2) != r.min(axis=2)  # [slots, k]
+    return np.arange(len(r)) * oversample + np.argmax(informative, axis=1)
 
 
 ROW_KEYS = ("tokens", "positions", "segments", "old_logp", "ref_logp", "policy_mask", "response_mask")
@@ -230,5 +259,6 @@ def trajectory_metrics(totals: dict[str, float], env: str) -> dict[str, float]:
         "tool_failures": totals["tool_failures"],
         "tool_latency_mean_s": totals["tool_latency_s"] / max(totals["real_tool_calls"], 1.0),
         "answered_fraction": totals["answered"] / n, "degenerate_groups": totals["degenerate_groups"],
+        "update_informative_groups": totals.get("update_informative_groups", 0.0),
         "env_real": float(env == "real"), "rollout_tokens_per_s": totals["rollout_tokens_per_s"],
     }  # fmt: skip

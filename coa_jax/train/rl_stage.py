@@ -69,7 +69,7 @@ def run_rl(cfg: Config, env: str, *, init: str, out: str | pathlib.Path) -> path
                     micro_batches=rl.micro_batches, normalize_std=rl.normalize_std,
                     filter_degenerate=rl.filter_degenerate, recompute_old_logprobs=rl.recompute_old_logprobs,
                     temperature=cfg.rollout.temperature, seed=cfg.seed, pad_id=tokenizer.pad_token_id or 0,
-                    sync=WeightSync(param_shardings(model_cfg, train_sharder), meshes.rollout))
+                    oversample=rl.oversample, sync=WeightSync(param_shardings(model_cfg, train_sharder), meshes.rollout))
     if is_main():
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps({"stage": f"rl-{env}", "init": init, "config": to_dict(cfg)},
