@@ -204,9 +204,11 @@ class GRPOBody:
             state, update_metrics = train_step(state, micro)
         update_metrics = jax.device_get(update_metrics)
         t3 = time.perf_counter()
+        # by the rewards themselves (with rl.grpo.kl_in_reward no scored group is ever all equal)
         _, sampled_degenerate = group_advantages(sampled_rewards, self.g)
+        kept_informative = float((~sampled_degenerate[keep_groups]).sum())
         totals = pod_reduce({**trajectory_totals(sampled, sampled_rewards, sampled_degenerate, result.stats),
-                             "update_informative_groups": float((~degenerate).sum())}, "sum")
+                             "update_informative_groups": kept_informative}, "sum")
         return state, {**{k: float(v) for k, v in update_metrics.items()}, **trajectory_metrics(totals, env),
                        "time_rollout_s": t1 - t0, "time_scoring_s": t2 - t1, "time_update_s": t3 - t2}
 
