@@ -168,6 +168,8 @@ class GRPOBody:
         t1 = time.perf_counter()
         sampled_rewards = np.asarray([self.reward_fn(t.response_text, self.prompts.golds[idx[t.prompt_index]])
                                       for t in sampled], np.float32)
+        # by the rewards themselves (with rl.grpo.kl_in_reward no scored group is ever all equal)
+        _, sampled_degenerate = group_advantages(sampled_rewards, self.g)
         keep_groups = pick_groups(sampled_rewards, self.g, k)
         rows = (keep_groups[:, None] * self.g + np.arange(self.g)).reshape(-1)
         trajs, rewards = [sampled[i] for i in rows], sampled_rewards[rows]
@@ -204,11 +206,8 @@ class GRPOBody:
             state, update_metrics = train_step(state, micro)
         update_metrics = jax.device_get(update_metrics)
         t3 = time.perf_counter()
-        # by the rewards themselves (with rl.grpo.kl_in_reward no scored group is ever all equal)
-        _, sampled_degenerate = group_advantages(sampled_rewards, self.g)
-        kept_informative = float((~sampled_degenerate[keep_groups]).sum())
-        totals = pod_reduce({**trajectory_totals(sampled, sampled_rewards, sampled_degenerate, result.stats),
-                             "update_informative_groups": kept_informative}, "sum")
+        totals = pod_reduce(trajectory_totals(sampled, sampled_rewards, sampled_degenerate, result.stats,
+                                              kept_groups=keep_groups), "sum")
         return state, {**{k: float(v) for k, v in update_metrics.items()}, **trajectory_metrics(totals, env),
                        "time_rollout_s": t1 - t0, "time_scoring_s": t2 - t1, "time_update_s": t3 - t2}
 
@@ -223,21 +222,23 @@ def pick_groups(rewards_N: np.ndarray, group_size: int, oversample: int) -> np.n
 
     Returns the chosen group indices, one per slot, in order.
     """
-    r = np.asarray(rewards_N).reshape(-1, oversample, group_size)
-    informative = r.max(axis=2) != r.min(axis=2)  # [slots, k]
-    return np.arange(len(r)) * oversample + np.argmax(informative, axis=1)
+    informative = ~group_advantages(rewards_N, group_size)[1].reshape(-1, oversample)  # [slots, k]
+    return np.arange(len(informative)) * oversample + np.argmax(informative, axis=1)
 
 
 ROW_KEYS = ("tokens", "positions", "segments", "old_logp", "ref_logp", "policy_mask", "response_mask")
 
 
 def trajectory_totals(trajs: Sequence[Trajectory], rewards: np.ndarray, degenerate: np.ndarray,
-                      stats) -> dict[str, float]:
-    """Sums and counts over one process's trajectories of a step (a pod adds them up)."""
+                      stats, kept_groups: np.ndarray | None = None) -> dict[str, float]:
+    """Sums and counts over one process's trajectories of a step (a pod adds them up).
+
+    `degenerate`: per sampled group; `kept_groups`: the groups the update used (default: all)."""
     resp_len = np.asarray([len(t.token_ids) - t.prompt_len for t in trajs], np.float32)
     obs = np.asarray([t.count(Provenance.OBSERVATION) + t.count(Provenance.SIM_OBSERVATION) for t in trajs])
     calls = [c for t in trajs for c in t.tool_calls]
     real_calls = [c for c in calls if not c.simulated and not c.limited]
+    kept = degenerate if kept_groups is None else degenerate[kept_groups]
     return {
         "trajectories": float(len(trajs)), "reward": float(rewards.sum()), "correct": float((rewards >= 1.0).sum()),
         "response_tokens": float(resp_len.sum()), "observation_tokens": float(obs.sum()),
@@ -245,7 +246,9 @@ def trajectory_totals(trajs: Sequence[Trajectory], rewards: np.ndarray, degenera
         "real_tool_calls": float(len(real_calls)), "simulated_tool_calls": float(sum(c.simulated for c in calls)),
         "tool_failures": float(sum(not c.ok for c in real_calls)),
         "tool_latency_s": float(sum(c.latency_s for c in real_calls)),
-        "degenerate_groups": float(degenerate.sum()), "rollout_tokens_per_s": float(stats.sampled_tokens_per_s),
+        "degenerate_groups": float(degenerate.sum()),
+        "update_informative_groups": float((~kept).sum()),
+        "rollout_tokens_per_s": float(stats.sampled_tokens_per_s),
     }  # fmt: skip
 
 
@@ -261,6 +264,6 @@ def trajectory_metrics(totals: dict[str, float], env: str) -> dict[str, float]:
         "tool_failures": totals["tool_failures"],
         "tool_latency_mean_s": totals["tool_latency_s"] / max(totals["real_tool_calls"], 1.0),
         "answered_fraction": totals["answered"] / n, "degenerate_groups": totals["degenerate_groups"],
-        "update_informative_groups": totals.get("update_informative_groups", 0.0),
+        "update_informative_groups": totals["update_informative_groups"],
         "env_real": float(env == "real"), "rollout_tokens_per_s": totals["rollout_tokens_per_s"],
     }  # fmt: skip
