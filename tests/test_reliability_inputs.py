@@ -92,3 +92,34 @@ def test_tool_limits_are_validated():
         ClientConfig(base_url="http://127.0.0.1:1", max_response_bytes=0)
     with pytest.raises(ValueError, match="max_query_chars"):
         SearchTool(backend=None, max_query_chars=0)
+
+
+def test_a_world_or_teacher_data_built_under_other_settings_is_refused(tmp_path, caplog):
+    """A rerun into the same --out with another world size, seed, prompt style or top-k used to
+    reuse the data built the first time, silently; now it is refused, naming each key."""
+    import json
+
+    from coa_jax.train import workspace
+
+    cfg = load_config("configs/default.py:tiny")  # world size tiny, seed 0, compact prompts, top-3
+    world = tmp_path / "world"
+    world.mkdir()
+    (world / "stats.json").write_text(json.dumps({"size": "small", "seed": 0}))
+    with pytest.raises(ConfigError) as err:
+        workspace.world_dir(cfg, tmp_path)
+    assert [key for key, _ in err.value.problems] == ["world.size"]
+    assert "size='small', this run asks for 'tiny'" in str(err.value)
+
+    teacher = tmp_path / "world_teacher"
+    teacher.mkdir()
+    (teacher / "teacher_stats.json").write_text(json.dumps({"seed": 0, "style": "reference", "topk": 5}))
+    with pytest.raises(ConfigError) as err:
+        workspace.teacher_dir(cfg, world)
+    assert sorted(key for key, _ in err.value.problems) == ["env.topk", "world.prompt_style"]
+
+    # matching settings pass; a field an older version did not record is not checked, with a warning
+    (world / "stats.json").write_text(json.dumps({"size": "tiny", "seed": 0}))
+    (teacher / "teacher_stats.json").write_text(json.dumps({"seed": 0, "style": "compact"}))
+    assert workspace.world_dir(cfg, tmp_path) == world
+    assert workspace.teacher_dir(cfg, world) == teacher
+    assert "does not record env.topk" in caplog.text

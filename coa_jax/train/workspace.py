@@ -8,12 +8,14 @@ written as `OUT/hf.partial/` and renamed when complete, so an `hf/` that exists 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import pathlib
 import shutil
 
 import jax
 
+from coa_jax.config.errors import ConfigError
 from coa_jax.config.schema import Config
 from coa_jax.models.hf_export import export_hf
 from coa_jax.models.loading import load_model
@@ -39,6 +41,7 @@ def world_dir(cfg: Config, out_dir: str | pathlib.Path) -> pathlib.Path:
 
         log.info("building the %s world (seed %d) in %s", cfg.world.size, cfg.world.seed, path)
         build_world(path, seed=cfg.world.seed, size=cfg.world.size)
+    check_built(path / "stats.json", {"world.size": ("size", cfg.world.size), "world.seed": ("seed", cfg.world.seed)})
     return path
 
 
@@ -50,7 +53,30 @@ def teacher_dir(cfg: Config, world: pathlib.Path) -> pathlib.Path:
 
         log.info("writing teacher data to %s", path)
         write_teacher_data(world, path, seed=cfg.seed, style=cfg.world.prompt_style, topk=cfg.env.topk)
+    check_built(path / "teacher_stats.json", {"seed": ("seed", cfg.seed), "env.topk": ("topk", cfg.env.topk),
+                                              "world.prompt_style": ("style", cfg.world.prompt_style)})
     return path
+
+
+def check_built(stats_file: pathlib.Path, want: dict[str, tuple[str, object]]) -> None:
+    """Refuses data an earlier run built under other settings (it would be reused silently).
+
+    `want`: config key -> (the field of the stats file that records it, this run's value). A field
+    the file does not record (written by an older version) is not checked, with a warning.
+
+    Raises:
+      ConfigError: naming each key whose recorded value differs.
+    """
+    built = json.loads(stats_file.read_text())
+    unrecorded = [key for key, (field, _) in want.items() if field not in built]
+    if unrecorded:
+        log.warning("%s does not record %s: cannot check that it was built with this run's values",
+                    stats_file, ", ".join(unrecorded))
+    problems = [(key, f"{stats_file.parent} was built with {field}={built.get(field)!r}, this run asks for {value!r} "
+                      f"(use another --out, or delete {stats_file.parent} to rebuild it)")
+                for key, (field, value) in want.items() if field in built and built[field] != value]
+    if problems:
+        raise ConfigError(problems)
 
 
 def resolve_init(path: str | pathlib.Path) -> pathlib.Path:

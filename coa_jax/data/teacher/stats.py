@@ -53,6 +53,7 @@ class TeacherStats:
     held_out_facts: int = 0  # tail facts owned by dev or test
     dropped_for_leakage: Mapping[str, int] = dataclasses.field(default_factory=dict)  # coa / cot / pairs
     queries_held_back: int = 0  # queries not used: their results would state a held-out fact
+    topk: int = 3  # results per search in the trajectories' observations
 
     @property
     def coa_accuracy(self) -> float:
@@ -121,7 +122,7 @@ def _token_means(run: TeacherRun, tokenizer) -> dict[str, float]:
     return out
 
 
-def collect_stats(run: TeacherRun, files: WorldFiles, index: MentionIndex, *, seed: int, style: str,
+def collect_stats(run: TeacherRun, files: WorldFiles, index: MentionIndex, *, seed: int, style: str, topk: int,
                   rows: tuple[int, int], traces: ReasonerTraces, tokenizer=None,
                   held_out: frozenset[str] = frozenset()) -> TeacherStats:  # fmt: skip
     """Stats of `run`; `rows` are the (CoT, CoA) rows written; `tokenizer` a `tokenizers.Tokenizer`;
@@ -142,7 +143,7 @@ def collect_stats(run: TeacherRun, files: WorldFiles, index: MentionIndex, *, se
     popular = [q for q in qs if q.tier == "popular"]
     split = qs[0].split if qs else ""
     return TeacherStats(
-        seed=seed, style=style, split=split, questions=len(qs), popular=len(popular), tail=len(qs) - len(popular),
+        seed=seed, style=style, topk=topk, split=split, questions=len(qs), popular=len(popular), tail=len(qs) - len(popular),
         coa_correct=sum(run.coa_right[q.id] for q in qs),
         cot_correct_popular=sum(run.cot_right[q.id] for q in popular),
         cot_correct_tail=sum(run.cot_right[q.id] for q in qs if q.tier == "tail"),

@@ -187,7 +187,7 @@ def write_teacher_data(world_dir: str | os.PathLike, out_dir: str | os.PathLike,
     write_messages_jsonl(os.path.join(out_dir, FILES["reasoner"]), traces.conversations)
     write_messages_jsonl(os.path.join(out_dir, FILES["skills"]), skill_rows)
     tokenizer = _world_tokenizer(files) if count_tokens else None
-    stats = collect_stats(run, files, index, seed=seed, style=style, rows=(len(cot_rows), len(coa_rows)),
+    stats = collect_stats(run, files, index, seed=seed, style=style, topk=topk, rows=(len(cot_rows), len(coa_rows)),
                           traces=traces, tokenizer=tokenizer, held_out=guard.held_out)  # fmt: skip
     write_json(os.path.join(out_dir, FILES["stats"]), stats.to_json())
     return stats
