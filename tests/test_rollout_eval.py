@@ -86,3 +86,23 @@ def test_generate_with_tools_prints_one_agent_trajectory(world, capsys):
     traj = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert traj["num_actions"] == 1 and traj["tool_calls"][0]["query"] == "capital year"
     assert "<search_result>" in traj["response_text"] and 3 in traj["labels"]  # an observation was appended
+
+
+def test_eval_prompts_in_the_style_the_checkpoints_run_trained_with(world, tmp_path):
+    """A world's parquet files hold the reference's long instruction; a pipeline stage trained with
+    the compact one (the default config) must be scored on that, or it reads an unfamiliar prompt."""
+    from coa_jax.data.world.prompt import instruction
+
+    run = tmp_path / "sft2"
+    (run / "hf").mkdir(parents=True)
+    assert eval_command.prompt_style(str(run / "hf"), "auto") == "file"  # not a coa_jax run: the file's prompts
+    (run / "config.json").write_text(json.dumps({"stage": "sft2", "config": {"world": {"prompt_style": "compact"}}}))
+    assert eval_command.prompt_style(str(run / "hf"), "auto") == "compact"
+    assert eval_command.prompt_style(str(run / "hf"), "reference") == "reference"  # asked for: wins
+
+    items = load_eval_items(str(world[0] / "questions" / "test.parquet"), limit=1)
+    assert all(instruction("reference") in i.messages[0].content for i in items)
+    compact = eval_command.restyle(items, "compact")
+    assert [i.messages[0].content for i in compact] == [instruction("compact") + i.question + "\n" for i in items]
+    assert [i.golds for i in compact] == [i.golds for i in items]
+    assert eval_command.restyle(items, "file") == items

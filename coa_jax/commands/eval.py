@@ -37,6 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--devices", type=int, default=0, help="devices of the (data-parallel) mesh; 0: all")
+    p.add_argument("--prompt-style", default="auto", choices=["auto", "file", "compact", "reference"],
+                   help="the instruction before each question: compact / reference (rewritten from the question), "
+                        "file (as --data has it); auto (default): the style the checkpoint's coa_jax run trained "
+                        "with (RUN/config.json beside RUN/hf), else file")
 
 
 def build_registry(spec: str, tokenizer, topk: int):
@@ -51,6 +55,33 @@ def build_registry(spec: str, tokenizer, topk: int):
     if spec.startswith(("http://", "https://")):
         return ToolRegistry.from_config({"search": "http"}, {"search": {"url": spec, "topk": topk}}, tokens=tokens)
     raise ValueError(f"--retriever must be bm25:CORPUS or http(s)://HOST:PORT, got {spec!r}")
+
+
+def prompt_style(checkpoint: str, requested: str) -> str:
+    """The prompt style to evaluate with: `requested`, or for "auto" the style of the coa_jax run that
+    wrote `checkpoint` (its RUN/config.json, beside RUN/hf), else "file"."""
+    if requested != "auto":
+        return requested
+    run_config = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "config.json")
+    if os.path.isfile(run_config):
+        with open(run_config, encoding="utf-8") as f:
+            saved = json.load(f)
+        style = saved.get("config", {}).get("world", {}).get("prompt_style") if isinstance(saved, dict) else None
+        if style in ("compact", "reference"):
+            return style
+    return "file"
+
+
+def restyle(items, style: str):
+    """Items whose user prompt is rewritten in `style` from the question ("file": unchanged)."""
+    import dataclasses
+
+    from coa_jax.data.formats.messages import Message
+    from coa_jax.data.world.prompt import user_prompt
+
+    if style == "file":
+        return items
+    return [dataclasses.replace(item, messages=(Message("user", user_prompt(item.question, style)),)) for item in items]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
     if not items:
         print(f"eval: no questions in {args.data}", file=sys.stderr)
         return 2
+    style = prompt_style(args.checkpoint, args.prompt_style)
+    items = restyle(items, style)
+    print(f"prompts: {style}" + (f" (--prompt-style auto: {args.checkpoint}'s run trained with it)"
+                                 if args.prompt_style == "auto" and style != "file" else ""))
     devices = jax.devices()[:args.devices] if args.devices else jax.devices()
     sharder = Sharder(make_mesh(MeshConfig(data=len(devices)), devices), SAMPLING_RULES)
     cfg, params = load_model(args.checkpoint, sharder, dtype=args.dtype)
@@ -90,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         if registry is not None:
             registry.close()
     rep = report([r.scored for r in records])
-    rep.update({"checkpoint": str(args.checkpoint), "data": str(args.data), "mode": args.mode,
+    rep.update({"checkpoint": str(args.checkpoint), "data": str(args.data), "mode": args.mode, "prompt_style": style,
                 "seconds": round(seconds, 2), "settings": vars(args)})
     print(format_table(rep))
     print(f"{len(records)} questions, {seconds:.1f} s")
