@@ -56,3 +56,25 @@ def test_claims_check_the_knowledge_tiers():
     agents = next(v for k, v in found.items() if k.startswith("every agent row beats the model alone"))
     assert agents == (False, "model alone 10.0; not above it: SFT-1")  # equal is not above
     assert not any("tail" in k for k, *_ in claims([{**alone, "tiers": {}}, good]))
+
+
+def test_paired_interval_matches_the_normal_approximation_and_its_edge_cases():
+    import numpy as np
+
+    from coa_jax.pipeline.report import paired_interval
+
+    rng = np.random.default_rng(1)
+    n, datasets = 600, ("hotpotqa", "musique")
+    em = {d: (rng.random(n) < 0.5, rng.random(n) < 0.4) for d in datasets}
+    a = {"per_question": {f"{d}-{i}": [d, float(em[d][0][i])] for d in datasets for i in range(n)}}
+    b = {"per_question": {f"{d}-{i}": [d, float(em[d][1][i])] for d in datasets for i in range(n)}}
+    lo, hi = paired_interval(a, b, datasets)
+    diffs = [em[d][0].astype(float) - em[d][1] for d in datasets]
+    point = 100 * np.mean([x.mean() for x in diffs])
+    se = 100 * 0.5 * np.sqrt(sum(x.var() / n for x in diffs))  # the macro average of two independent means
+    assert abs(lo - (point - 1.96 * se)) < 0.8 and abs(hi - (point + 1.96 * se)) < 0.8
+    assert paired_interval(a, a, datasets) == (0.0, 0.0)
+    better = {"per_question": {k: [d, 1.0] for k, (d, _) in b["per_question"].items()}}
+    worse = {"per_question": {k: [d, 0.0] for k, (d, _) in b["per_question"].items()}}
+    assert paired_interval(better, worse, datasets) == (100.0, 100.0)
+    assert paired_interval(a, {"per_question": {}}, datasets) is None and paired_interval(a, b, ("nq",)) is None

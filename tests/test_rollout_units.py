@@ -90,3 +90,23 @@ def test_load_eval_items_limits_each_benchmark(tmp_path):
         ("2wiki", "id3", "q3?", ("a3",)), ("2wiki", "id4", "q4?", ("a4",))]
     assert dataclasses.asdict(items[0])["messages"][0]["role"] == "user"
     assert {i.tier for i in items} == {""}  # the file does not say
+
+
+def test_retrieval_rate_and_em_when_retrieved():
+    """Which searched questions got a gold answer into their results, and how often those were then
+    answered right: search failures and reading failures, told apart."""
+    found = ("<think>\n<begin_search> q </end_search>\n\n<search_result> result 1: \"X\"\nX was born in Paris. "
+             "</search_result>\n\n</think>\n\n\\boxed{%s}")
+    missed = "<think>\n<begin_search> q </end_search>\n\n<search_result> about Lyon </search_result>\n\n</think>\n\n\\boxed{Paris}"
+    rows = [score_response("nq", found % "Paris", ["Paris"], 1, False, tools=True),
+            score_response("nq", found % "Rome", ["paris"], 1, False, tools=True),  # found, misread
+            score_response("nq", missed, ["Paris"], 1, False, tools=True),  # guessed right without it
+            score_response("nq", found % "Paris", ["Par"], 1, False, tools=True),  # whole words only
+            score_response("nq", "<think> x </think>\n\n\\boxed{Paris}", ["Paris"], 0, False, tools=True)]
+    assert [r.retrieved for r in rows] == [True, True, False, False, None]
+    nq = report(rows)["datasets"]["nq"]
+    assert (nq["searched"], nq["retrieval_rate"], nq["em_when_retrieved"]) == (4, 0.5, 0.5)
+    # without a tool, results the model wrote itself are not searched
+    assert score_response("nq", found % "Paris", ["Paris"], 1, False).retrieved is None
+    assert "searched" not in report([score_response("nq", found % "Paris", ["Paris"], 1, False)])["all"]
+    assert "EM|fnd" in format_table(report(rows))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import pathlib
 
+import numpy as np
+
 from coa_jax.pipeline.plan import MULTI_HOP, SINGLE_HOP, STAGES
 
 
@@ -22,23 +24,52 @@ def _fmt(x) -> str:
     return "-" if x is None else f"{x:.1f}"
 
 
+def paired_interval(a: dict, b: dict, datasets, *, draws: int = 2000, seed: int = 0) -> tuple[float, float] | None:
+    """95% paired bootstrap interval of row a's macro-average EM x 100 over `datasets` minus row b's
+    (the questions of each dataset resampled, the same draw for both rows); None without the
+    rows' per-question scores."""
+    qa, qb = a.get("per_question"), b.get("per_question")
+    if not qa or not qb:
+        return None
+    diffs = [np.asarray([qa[i][1] - qb[i][1] for i in sorted(qa) if qa[i][0] == d and i in qb]) for d in datasets]
+    diffs = [x for x in diffs if len(x)]
+    if not diffs:
+        return None
+    rng = np.random.default_rng(seed)
+    boot = 100 * np.mean([x[rng.integers(0, len(x), (draws, len(x)))].mean(axis=1) for x in diffs], axis=0)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def _vs(a: dict, b: dict, datasets) -> str:
+    """" (difference 95% CI [lo, hi])" when the rows carry per-question scores."""
+    ci = paired_interval(a, b, datasets)
+    return "" if ci is None else f" (difference 95% CI [{ci[0]:+.1f}, {ci[1]:+.1f}])"
+
+
 def claims(rows: list[dict]) -> list[tuple[str, bool, str]]:
-    """The paper's directions, checked on our table: (claim, holds, numbers)."""
+    """The paper's directions, checked on our table: (claim, holds, numbers). A claim holds when the
+    difference has the paper's sign; the paired bootstrap interval beside it says whether the test
+    set can tell the difference from noise."""
     by = {r["label"]: r for r in rows}
     mh = {label: _avg(r, MULTI_HOP) or 0.0 for label, r in by.items()}
     out = []
     wf, alone = mh.get("Reasoner + workflow"), mh.get("Reasoner alone")
     if wf is not None and alone is not None:
-        out.append(("workflow beats the model alone (multi-hop EM)", wf > alone, f"{wf:.1f} vs {alone:.1f}"))
+        out.append(("workflow beats the model alone (multi-hop EM)", wf > alone,
+                    f"{wf:.1f} vs {alone:.1f}" + _vs(by["Reasoner + workflow"], by["Reasoner alone"], MULTI_HOP)))
     agents = [r["label"] for r in rows if r["mode"] == "agent"]
     if wf is not None and agents:
         losers = [a for a in agents if mh[a] <= wf]
+        weakest = min(agents, key=lambda a: mh[a])
         out.append(("every agent row beats the workflow (multi-hop EM)", not losers,
-                    f"workflow {wf:.1f}; below it: {', '.join(losers) or 'none'}"))
+                    f"workflow {wf:.1f}; below it: {', '.join(losers) or 'none'}; weakest {weakest} {mh[weakest]:.1f}"
+                    + _vs(by[weakest], by["Reasoner + workflow"], MULTI_HOP)))
     for rl, sft in (("SFT-1+2+3 + RL-1", "SFT-1+2+3"), ("SFT-1+2+3 + RL-1+2", "SFT-1+2+3"), ("SFT-1+2 + RL-2", "SFT-1+2")):
         if rl in by and sft in by:
             a, b = _avg(by[rl], MULTI_HOP + SINGLE_HOP) or 0.0, _avg(by[sft], MULTI_HOP + SINGLE_HOP) or 0.0
-            out.append((f"RL adds to its SFT start: {rl} > {sft} (all-set EM)", a > b, f"{a:.1f} vs {b:.1f}"))
+            out.append((f"RL adds to its SFT start: {rl} > {sft} (all-set EM)", a > b,
+                        f"{a:.1f} vs {b:.1f}" + _vs(by[rl], by[sft], MULTI_HOP + SINGLE_HOP)))
     alone = by.get("Reasoner alone")
     if alone is not None and {"popular", "tail"} <= set(alone.get("tiers", {})):
         known, unknown = (100 * alone["tiers"][t]["em_reference"] for t in ("popular", "tail"))
@@ -60,15 +91,21 @@ def claims(rows: list[dict]) -> list[tuple[str, bool, str]]:
 
 def write_markdown(results: dict, path: pathlib.Path) -> str:
     rows, datasets = results["rows"], results["datasets"]
-    head = ["method", "mode"] + datasets + ["single-hop", "multi-hop", "avg", "F1", "actions", "real calls"]
+    head = ["method", "mode"] + datasets + ["single-hop", "multi-hop", "avg", "F1", "actions", "found", "EM found",
+                                            "real calls"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["label"], r["mode"]] + [_fmt(_em(r, d)) for d in datasets]
-        cells += [_fmt(_avg(r, SINGLE_HOP)), _fmt(_avg(r, MULTI_HOP)), _fmt(100 * r["all"]["em_reference"]),
-                  _fmt(100 * r["all"]["f1"]), f"{r['all']['mean_actions']:.2f}",
+        a = r["all"]
+        cells += [_fmt(_avg(r, SINGLE_HOP)), _fmt(_avg(r, MULTI_HOP)), _fmt(100 * a["em_reference"]),
+                  _fmt(100 * a["f1"]), f"{a['mean_actions']:.2f}",
+                  _fmt(100 * a["retrieval_rate"]) if "searched" in a else "-",
+                  _fmt(100 * a["em_when_retrieved"]) if "searched" in a else "-",
                   f"{r['real_tool_calls']:.0f}" if "real_tool_calls" in r else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     text = "# Results on the embedded world (test split, reference EM x 100)\n\n" + "\n".join(lines) + "\n"
+    text += ("\n`found`: of the questions that searched, the share whose results state a gold answer; `EM found`: "
+             "EM over those (search failures vs reading failures).\n")
     text += f"\n{results['eval_questions']} test questions. Checks of the paper's directions:\n\n"
     for claim, holds, numbers in claims(rows):
         text += f"- [{'x' if holds else ' '}] {claim}: {numbers}\n"

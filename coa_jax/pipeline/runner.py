@@ -31,7 +31,7 @@ from coa_jax.train.rl_stage import run_rl, run_summary
 from coa_jax.train.stages import run_sft
 
 log = logging.getLogger(__name__)
-REPORT_FORMAT = 2  # 2: summaries per knowledge tier
+REPORT_FORMAT = 4  # 2: summaries per knowledge tier; 3: retrieval rate and EM when retrieved; 4: per question
 
 
 def run_pipeline(cfg: Config, out: str | pathlib.Path, *, settings: EvalSettings, eval_limit: int | None = None
@@ -102,7 +102,7 @@ def evaluate_row(cfg: Config, out: pathlib.Path, world: pathlib.Path, row: Row, 
             registry.close()
     rep = report([r.scored for r in records])
     result = {"label": row.label, "stage": row.stage, "mode": row.mode, **rep, "seconds": round(seconds, 1),
-              "key": key}
+              "key": key, "per_question": {r.item.id: [r.item.dataset, r.scored.em_reference] for r in records}}
     if row.rl_stage:
         result["real_tool_calls"] = run_summary(out / row.rl_stage)["real_tool_calls"]
     cache.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,10 @@ Per response: strict EM (SQuAD exact match of the last `\\boxed{}` after `</thin
 knowledge tier they test (the embedded world's: "popular" facts the base model was trained on,
 "tail" facts only in the search corpus), the same summaries per tier: the paper's known vs unknown
 knowledge (its Appendix A), where a model without tools collapses on what it cannot know.
+
+With tools, where a failure comes from: `retrieval_rate`, the share of questions that searched whose
+results state a gold answer, and `em_when_retrieved`, reference EM over those (did the model read
+what it found?).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from coa_jax.env.answer_norm import squad_normalize
 from coa_jax.env.rewards import boxed_prediction, em_reward, f1_reward, get_reward
+from coa_jax.env.tags import SEARCH_SPEC, find_result_spans
 
 ACTION_BINS = ("0", "1", "2", "3", "4", "5+")
 
@@ -33,14 +39,27 @@ class Scored:
     actions: int
     forced: bool
     tier: str = ""  # the question's knowledge tier ("" when its source does not say)
+    retrieved: bool | None = None  # a search result states a gold answer (None: no search results)
 
 
 def score_response(dataset: str, response_text: str, golds: Sequence[str], actions: int, forced: bool,
-                   tier: str = "") -> Scored:  # fmt: skip
-    """Scores of one response against its gold answers."""
+                   tier: str = "", *, tools: bool = False) -> Scored:  # fmt: skip
+    """Scores of one response against its gold answers; `tools`: its search results came from a
+    real tool (the model's own text is not searched for results otherwise)."""
     golds = list(golds)
     return Scored(dataset, em_reward(response_text, golds), get_reward("autocoa")(response_text, golds),
-                  f1_reward(response_text, golds), bool(boxed_prediction(response_text)), actions, forced, tier)
+                  f1_reward(response_text, golds), bool(boxed_prediction(response_text)), actions, forced, tier,
+                  retrieved_gold(response_text, golds) if tools else None)
+
+
+def retrieved_gold(response_text: str, golds: Sequence[str]) -> bool | None:
+    """Whether a search result in the text states a gold answer (SQuAD-normalised, whole words);
+    None when the text holds no search result."""
+    spans = find_result_spans(response_text, [SEARCH_SPEC])
+    if not spans:
+        return None
+    found = " " + " ".join(squad_normalize(response_text[a:b]) for a, b, _ in spans) + " "
+    return any(f" {g} " in found for g in (squad_normalize(g) for g in golds) if g)
 
 
 def action_bin(actions: int) -> str:
@@ -57,6 +76,8 @@ def _summary(rows: list[Scored]) -> dict[str, Any]:
     by_actions = collections.defaultdict(list)
     for r in rows:
         by_actions[action_bin(r.actions)].append(r.em_reference)
+    searched = [r for r in rows if r.retrieved is not None]
+    found = [r for r in searched if r.retrieved]
     return {
         "n": n,
         "em_strict": mean(r.em_strict for r in rows),
@@ -67,6 +88,8 @@ def _summary(rows: list[Scored]) -> dict[str, Any]:
         "forced_rate": mean(float(r.forced) for r in rows),
         "success_by_actions": {b: {"n": len(by_actions[b]), "em_reference": mean(by_actions[b])}
                                for b in ACTION_BINS if by_actions[b]},
+        **({"searched": len(searched), "retrieval_rate": mean(float(r.retrieved) for r in searched),
+            "em_when_retrieved": mean(r.em_reference for r in found)} if searched else {}),
     }  # fmt: skip
 
 
@@ -96,11 +119,14 @@ def report(rows: Sequence[Scored]) -> dict[str, Any]:
 
 def format_table(rep: dict[str, Any]) -> str:
     """The report as a fixed-width text table."""
-    head = f"{'dataset':<12}{'n':>5}{'EM':>8}{'refEM':>8}{'F1':>8}{'acts':>7}{'answer':>8}  success by actions"
+    head = (f"{'dataset':<12}{'n':>5}{'EM':>8}{'refEM':>8}{'F1':>8}{'acts':>7}{'answer':>8}{'found':>7}{'EM|fnd':>8}"
+            "  success by actions")
     lines = [head]
+
     def line(name: str, s: dict[str, Any]) -> str:
+        found = f"{s['retrieval_rate']:>7.2f}{s['em_when_retrieved']:>8.2f}" if "searched" in s else f"{'-':>7}{'-':>8}"
         return (f"{name:<12}{s['n']:>5}{s['em_strict']:>8.3f}{s['em_reference']:>8.3f}{s['f1']:>8.3f}"
-                f"{s['mean_actions']:>7.2f}{s['answer_rate']:>8.2f}")
+                f"{s['mean_actions']:>7.2f}{s['answer_rate']:>8.2f}{found}")
 
     for name, s in list(rep["datasets"].items()) + [("ALL", rep["all"])]:
         bins = " ".join(f"{b}:{v['em_reference']:.2f}/{v['n']}" for b, v in s["success_by_actions"].items())

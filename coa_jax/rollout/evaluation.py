@@ -70,7 +70,7 @@ class EvalRecord:
         return {
             "id": self.item.id, "dataset": self.item.dataset, "tier": self.item.tier, "question": self.item.question,
             "golds": list(self.item.golds), "mode": mode, "response_text": self.response_text,
-            **{k: getattr(self.scored, k) for k in ("em_strict", "em_reference", "f1", "answered", "actions")},
+            **{k: getattr(self.scored, k) for k in ("em_strict", "em_reference", "f1", "answered", "actions", "retrieved")},
             "finish": t.finish, "forced": t.forced, "workflow_queries": list(self.queries),
             "tool_calls": [dataclasses.asdict(c) for c in t.tool_calls],
             "prompt_len": t.prompt_len, "token_ids": t.token_ids.tolist(), "labels": t.labels.tolist(),
@@ -105,7 +105,7 @@ def evaluate(cfg: ModelConfig, params: Params, sharder: Sharder, tokenizer, item
                                question_first=settings.mode == "rag")
         records = [EvalRecord(item, r.response_text, r.trajectory,
                               score_response(item.dataset, r.response_text, item.golds, len(r.queries),
-                                             bool(r.trajectory.forced), item.tier), r.queries)
+                                             bool(r.trajectory.forced), item.tier, tools=True), r.queries)
                    for item, r in zip(items, results)]  # fmt: skip
         return records, time.perf_counter() - start
     prompts = [prompt_ids(tokenizer, i.messages) for i in items]
@@ -116,6 +116,6 @@ def evaluate(cfg: ModelConfig, params: Params, sharder: Sharder, tokenizer, item
                                   seed=settings.seed).trajectories
     records = [EvalRecord(item, t.response_text, t,
                           score_response(item.dataset, t.response_text, item.golds, t.num_actions, bool(t.forced),
-                                         item.tier))
+                                         item.tier, tools=agent))
                for item, t in zip(items, trajectories)]  # fmt: skip
     return records, time.perf_counter() - start
