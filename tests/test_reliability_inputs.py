@@ -80,6 +80,10 @@ def test_empty_gold_answers_are_dropped_or_the_row_refused(tmp_path):
     ("sft2.loop.spike_factor=0.5", "sft2.loop.spike_factor"),
     ("rl.loop.max_spikes=-1", "rl.loop.max_spikes"),
     ("sft1.loop.log_every=0", "sft1.loop.log_every"),
+    ("teacher.base_tool_use=1.5", "teacher.base_tool_use"),
+    ("teacher.extra_worlds=-1", "teacher.extra_worlds"),
+    ("teacher.habits.poor_query=2", "teacher.habits.poor_query"),
+    ("teacher.habits.max_queries=0", "teacher.habits.max_queries"),
 ])
 def test_new_loop_options_are_validated_by_name(override, key):
     with pytest.raises(ConfigError) as err:

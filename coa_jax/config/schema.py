@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from coa_jax.data.teacher.config import TeacherConfig
 from coa_jax.models.model_config import ModelConfig
 from coa_jax.rollout.config import RolloutConfig
 from coa_jax.rollout.evaluation import EvalSettings
@@ -213,6 +214,7 @@ class Config:
     roles: RolesConfig = RolesConfig()
     sampling: SamplingConfig = SamplingConfig()
     world: WorldConfig = WorldConfig()
+    teacher: TeacherConfig = TeacherConfig()  # what the scripted teacher writes for the world
     env: EnvConfig = EnvConfig()
     rollout: RolloutConfig = RolloutConfig()
     reasoner: SFTConfig = SFTConfig(optim=OptimConfig(lr=3e-3, warmup_steps=20))

@@ -1,9 +1,12 @@
 """The ReAct-style workflow baseline: an external controller, not the model, decides to search.
 
-Each of K rounds the controller asks the model, with a fixed query-writing prompt, for one search
-query, runs the search and writes the call and its observation into the model's context in the
-trajectory format (`<begin_search> q </end_search>` + `<search_result> ... </search_result>`).
-After K rounds the model continues from there with tools off and answers. This is the baseline
+Each of at most K rounds the controller asks the model, with a fixed query-writing prompt, for one
+search query, runs the search and writes the call and its observation into the model's context in
+the trajectory format (`<begin_search> q </end_search>` + `<search_result> ... </search_result>`).
+From the second round on the model may reply `none` (the results so far answer the question), which
+ends that question's searches, as a ReAct model's "finish" (in the first round the controller then
+searches the question as written). Then the model continues from there with
+tools off and answers. This is the baseline
 the paper's agent models beat: the number and timing of searches are fixed by the script.
 
 With `question_first`, round 1 searches the question as written instead of asking the model: one
@@ -16,7 +19,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from coa_jax.data.formats.messages import Message
-from coa_jax.data.formats.workflow import controller_prefix, first_line, query_prompt
+from coa_jax.data.formats.workflow import controller_prefix, first_line, is_no_query, query_prompt
 from coa_jax.env.registry import ToolRegistry
 from coa_jax.env.tags import SEARCH_SPEC, Action
 from coa_jax.models.params import Params
@@ -50,24 +53,33 @@ def run_workflow(query_engine: RolloutEngine, answer_engine: Callable[[int], Rol
       tokenizer: the model's tokenizer.
       registry: provides the "search" tool.
       items: the questions.
-      rounds: K, searches per question.
+      rounds: K, the most searches per question (the first is always made).
       seed: sampling seed.
       think_open: opened in the assistant turn before the first call unless the chat template's
         generation prompt already ends with it.
       question_first: round 1 searches each question itself (no query is generated).
     """
     steps: list[list[tuple[str, str]]] = [[] for _ in items]
+    active = list(range(len(items)))  # questions still searching
     for k in range(rounds):
         if k == 0 and question_first:
-            queries = [item.question for item in items]
+            queries = [items[i].question for i in active]
         else:
-            prompts = [prompt_ids(tokenizer, [Message("user", query_prompt(item.question, done))])
-                       for item, done in zip(items, steps)]
+            prompts = [prompt_ids(tokenizer, [Message("user", query_prompt(items[i].question, steps[i]))])
+                       for i in active]
             written = query_engine.rollout(params, prompts, env="none", seed=seed).trajectories
-            queries = [first_line(t.response_text, item.question) for t, item in zip(written, items)]
+            queries = [first_line(t.response_text, items[i].question) for t, i in zip(written, active)]
+        if k == 0:  # the first search is always made: "none" there searches the question itself
+            queries = [items[i].question if is_no_query(q) else q for i, q in zip(active, queries)]
+        else:  # from the second round on "none" ends the question's searches
+            keep = [not is_no_query(q) for q in queries]
+            active = [i for i, ok in zip(active, keep) if ok]
+            queries = [q for q, ok in zip(queries, keep) if ok]
+            if not active:
+                break
         results = registry.run([Action(SEARCH_SPEC.name, q, 0, len(q), True) for q in queries])
-        for done, q, result in zip(steps, queries, results):
-            done.append((q, result.text))
+        for i, q, result in zip(active, queries, results):
+            steps[i].append((q, result.text))
     prompts, prefixes = [], []
     for item, done in zip(items, steps):
         head = prompt_ids(tokenizer, item.messages)

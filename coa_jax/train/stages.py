@@ -126,11 +126,7 @@ def _data(stage: str, sc: SFTConfig, seed: int, data_dir: pathlib.Path, world: p
         return (lambda num_epochs: PairStream(pairs, rows=sc.batch_rows, max_len=sc.max_len, seed=seed,
                                               num_epochs=num_epochs, local_rows=local_rows)), ContrastiveBody
     if stage == "reasoner":
-        examples = plain_text_examples((world / "pretrain.txt").read_text().splitlines(), tokenizer)
-        for name in ("reasoner_traces.jsonl", "reasoner_skills.jsonl"):
-            if (data_dir / name).exists():  # no token before an observation is a target: no tool calls
-                examples += [dataclasses.replace(e, labels=mask_through_last_observation(e.labels))
-                             for e in load_sft_examples(data_dir / name, chat)]
+        examples = reasoner_examples(data_dir, world, chat, tokenizer)
     else:
         examples = []
         for name in ("CoA_data.jsonl", "CoT_data.jsonl"):
@@ -141,6 +137,20 @@ def _data(stage: str, sc: SFTConfig, seed: int, data_dir: pathlib.Path, world: p
     examples = cut_to_length(examples, sc.max_len, stage)
     return (lambda num_epochs: SFTStream(examples, rows=sc.batch_rows, length=sc.max_len, seed=seed,
                                          num_epochs=num_epochs, local_rows=local_rows)), NextTokenBody
+
+
+def reasoner_examples(data_dir: pathlib.Path, world: pathlib.Path, chat, tokenizer) -> list[TokenizedExample]:
+    """The base reasoner's rows: the world's pretraining text, the teacher's CoT traces and skill rows
+    (no token before a tool observation is a target there, so they teach no tool call), and its
+    tool-use rows (`teacher.base_tool_use`; calls included, observations masked as in SFT-2)."""
+    examples = plain_text_examples((world / "pretrain.txt").read_text().splitlines(), tokenizer)
+    for name in ("reasoner_traces.jsonl", "reasoner_skills.jsonl"):
+        if (data_dir / name).exists():
+            examples += [dataclasses.replace(e, labels=mask_through_last_observation(e.labels))
+                         for e in load_sft_examples(data_dir / name, chat)]
+    if (data_dir / "reasoner_tool_use.jsonl").exists():
+        examples += load_sft_examples(data_dir / "reasoner_tool_use.jsonl", chat)
+    return examples
 
 
 def cut_to_length(examples: list[TokenizedExample], max_len: int, stage: str) -> list[TokenizedExample]:

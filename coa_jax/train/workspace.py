@@ -52,9 +52,15 @@ def teacher_dir(cfg: Config, world: pathlib.Path) -> pathlib.Path:
         from coa_jax.data.teacher import write_teacher_data
 
         log.info("writing teacher data to %s", path)
-        write_teacher_data(world, path, seed=cfg.seed, style=cfg.world.prompt_style, topk=cfg.env.topk)
-    check_built(path / "teacher_stats.json", {"seed": ("seed", cfg.seed), "env.topk": ("topk", cfg.env.topk),
-                                              "world.prompt_style": ("style", cfg.world.prompt_style)})
+        write_teacher_data(world, path, seed=cfg.seed, style=cfg.world.prompt_style, topk=cfg.env.topk,
+                           habits=cfg.teacher.habits, base_tool_use=cfg.teacher.base_tool_use,
+                           extra_worlds=cfg.teacher.extra_worlds)
+    check_built(path / "teacher_stats.json", {
+        "seed": ("seed", cfg.seed), "env.topk": ("topk", cfg.env.topk),
+        "world.prompt_style": ("style", cfg.world.prompt_style),
+        "teacher.habits": ("habits", dataclasses.asdict(cfg.teacher.habits)),
+        "teacher.base_tool_use": ("base_tool_use", cfg.teacher.base_tool_use),
+        "teacher.extra_worlds": ("extra_worlds", cfg.teacher.extra_worlds)})
     return path
 
 

@@ -15,8 +15,10 @@ from coa_jax.env.tags import SEARCH_SPEC
 
 QUERY_INSTRUCTION = (
     "You help answer a question with a search engine. Write one short search query for the next fact "
-    "that is needed. Reply with the query only, on one line.\n\nQuestion: {question}\n{notes}"
+    "that is needed, or none if the results found so far answer the question. Reply with the query only, "
+    "on one line.\n\nQuestion: {question}\n{notes}"
 )
+NO_QUERY = "none"  # the reply that ends the controller's searches (asked only after its first search)
 NOTE_CHARS = 300  # how much of each earlier observation the query prompt repeats
 
 
@@ -24,6 +26,11 @@ def query_prompt(question: str, done: Sequence[tuple[str, str]]) -> str:
     """The user turn for the next query, given (query, observation) pairs already searched."""
     notes = "".join(f"Already searched: {q}\nFound: {obs.strip()[:NOTE_CHARS]}\n" for q, obs in done)
     return QUERY_INSTRUCTION.format(question=question, notes=notes)
+
+
+def is_no_query(reply: str) -> bool:
+    """Whether a query reply (its first line, `first_line`) says no further search is needed."""
+    return reply.strip().rstrip(".").lower() == NO_QUERY
 
 
 def controller_prefix(done: Sequence[tuple[str, str]], think_open: str = "<think>\n") -> str:

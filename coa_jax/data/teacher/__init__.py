@@ -10,6 +10,8 @@ It writes, for the embedded world's train questions, the three SFT data files of
   facts (`knowledge`).
 - CoA (`coa`): reasoning with the real BM25 search tool; values are read out of the retrieved
   passages (`reading`), with poor queries, reformulations and distractors now and then.
+- Tool use of the base (`tool_use`): a `base_tool_use` share of the CoA trajectories, calls
+  included, for the base reasoner (a real base model's occasional tool use).
 - CoT+A pairs (`pairs`): where exactly one of CoT / CoA is right, "act" against "do not act"
   after their shared prefix.
 - Held-out facts (`guard`): nothing written states a tail fact dev or test questions own; what
@@ -17,6 +19,7 @@ It writes, for the embedded world's train questions, the three SFT data files of
 """
 
 from coa_jax.data.teacher.coa import CoAHabits, CoATeacher
+from coa_jax.data.teacher.config import TeacherConfig
 from coa_jax.data.teacher.cot import write_cot
 from coa_jax.data.teacher.guard import LeakGuard
 from coa_jax.data.teacher.knowledge import TeacherWorld
@@ -33,6 +36,7 @@ __all__ = [
     "Pair",
     "Segment",
     "TeacherRun",
+    "TeacherConfig",
     "TeacherStats",
     "TeacherWorld",
     "Trajectory",

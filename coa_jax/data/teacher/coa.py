@@ -46,6 +46,13 @@ class CoAHabits:
     distractor: float = 0.15  # read a result about another entity first, then correct
     max_queries: int = 3  # proper queries per fact before giving up
 
+    def errors(self) -> list[tuple[str, str]]:
+        out = [(name, f"must be in [0, 1], got {getattr(self, name)}")
+               for name in ("skip_known", "poor_query", "distractor") if not 0 <= getattr(self, name) <= 1]
+        if self.max_queries < 1:
+            out.append(("max_queries", f"must be >= 1, got {self.max_queries}"))
+        return out
+
 
 class _NoDistractor(Exception):
     """No result about another entity states the relation: a wrong variant cannot be made."""

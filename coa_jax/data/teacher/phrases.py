@@ -40,8 +40,11 @@ def statement(subject: Entity, relation: str, value: str, words: dict[str, str])
     return T.render(T.PRETRAIN[relation][0], s=subject.name, o=value, **words) + "\n"
 
 
+NOT_FOUND = "No result gives the"  # how a line that reads a failed search starts
+
+
 def not_found(subject: Entity, relation: str, words: dict[str, str]) -> str:
-    return f"No result gives the {noun(relation, words)} of {subject.name}.\n"
+    return f"{NOT_FOUND} {noun(relation, words)} of {subject.name}.\n"
 
 
 def wrong_subject(other: str, subject: Entity) -> str:

@@ -5,7 +5,8 @@ passages placed in its context; the workflow baseline (SPEC 3) relies on both. O
 starts from random weights, so the teacher writes these two skills for it, in exactly the texts
 the workflow controller uses (`coa_jax.data.formats.workflow`):
 
-  query     user: `query_prompt(question, searches so far)`      assistant: the next query
+  query     user: `query_prompt(question, searches so far)`      assistant: the next query, or
+            `NO_QUERY` once the searches so far found every fact the answer needs
   reading   user: the question prompt
             assistant: `controller_prefix(searches)` (not a training target) + the reasoning
             that reads the facts off the results, and the answer
@@ -21,7 +22,8 @@ import dataclasses
 from collections.abc import Iterable
 
 from coa_jax.data.formats.messages import Conversation, Message
-from coa_jax.data.formats.workflow import controller_prefix, query_prompt
+from coa_jax.data.formats.workflow import NO_QUERY, controller_prefix, query_prompt
+from coa_jax.data.teacher.phrases import NOT_FOUND
 from coa_jax.data.teacher.trajectory import OBSERVATION, POLICY, Trajectory
 from coa_jax.env.tags import SEARCH_SPEC
 
@@ -33,14 +35,22 @@ class Skills:
 
 def searches(trajectory: Trajectory) -> list[tuple[str, str]]:
     """(query, observation) per search of a CoA trajectory, in order."""
+    return [(query, obs) for query, obs, _ in _searches(trajectory)]
+
+
+def _searches(trajectory: Trajectory) -> list[tuple[str, str, bool]]:
+    """(query, observation, found) per search: `found` is False when the teacher's next line says
+    no result gave what it looked for (a poor query, or one it had to reformulate)."""
     out, query = [], None
     for seg in trajectory.segments:
         if seg.kind == POLICY:
+            if out and query is None and seg.text.startswith(NOT_FOUND):
+                out[-1] = (*out[-1][:2], False)
             end = seg.text.rfind(SEARCH_SPEC.close_tag)
             start = seg.text.rfind(SEARCH_SPEC.open_tag, 0, end if end >= 0 else None)
             query = seg.text[start + len(SEARCH_SPEC.open_tag):end].strip() if 0 <= start < end else None
         elif seg.kind == OBSERVATION and query is not None:
-            out.append((query, seg.text))
+            out.append((query, seg.text, True))
             query = None
     return out
 
@@ -70,19 +80,23 @@ def _names_something(query: str) -> bool:
 def write_skills(items: Iterable[tuple[str, str, Trajectory]], *, system: str | None = None) -> Skills:
     """Query and reading rows from (question, user prompt, CoA trajectory) triples.
 
-    Only trajectories with at least one search give rows; a question gives one query row per
-    search that names an entity and one reading row."""
+    Only trajectories with at least one search give rows. A question gives one query row per search
+    that found what it looked for (a query that found nothing, misspelled or missing the name, is no
+    skill to teach; the row after it, with the failed search in its notes, teaches the better
+    query), one row answering `NO_QUERY` after its last search, and one reading row."""
     head = (Message("system", system),) if system else ()
     queries, reading = [], []
     for question, prompt, coa in items:
-        done = searches(coa)
+        found = _searches(coa)
+        done = [(q, obs) for q, obs, _ in found]
         if not done:
             continue
-        for i, (q, _) in enumerate(done):
-            if not _names_something(q):  # a habitual poor query ("born"): not a skill to teach
-                continue
-            queries.append(Conversation((*head, Message("user", query_prompt(question, done[:i])),
-                                         Message("assistant", q))))
+        for i, (q, _, ok) in enumerate(found):
+            if ok and _names_something(q):
+                queries.append(Conversation((*head, Message("user", query_prompt(question, done[:i])),
+                                             Message("assistant", q))))
+        queries.append(Conversation((*head, Message("user", query_prompt(question, done)),
+                                     Message("assistant", NO_QUERY))))
         text = controller_prefix(done) + reading_continuation(coa)
         reading.append(Conversation((*head, Message("user", prompt), Message("assistant", text))))
     return Skills(tuple(queries), tuple(reading))

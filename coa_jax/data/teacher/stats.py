@@ -17,6 +17,7 @@ from coa_jax.data.world.leakage import MentionIndex
 from coa_jax.data.world.store import WorldFiles
 
 if TYPE_CHECKING:
+    from coa_jax.data.teacher.coa import CoAHabits
     from coa_jax.data.teacher.write import TeacherRun
 
 
@@ -54,6 +55,11 @@ class TeacherStats:
     dropped_for_leakage: Mapping[str, int] = dataclasses.field(default_factory=dict)  # coa / cot / pairs
     queries_held_back: int = 0  # queries not used: their results would state a held-out fact
     topk: int = 3  # results per search in the trajectories' observations
+    habits: Mapping[str, float] = dataclasses.field(default_factory=dict)  # the CoA teacher's (CoAHabits)
+    base_tool_use: float = 0.0  # share of questions drawn for the base reasoner's tool-use rows
+    tool_use_rows: int = 0  # rows written for it (drawn, right, with a search)
+    extra_worlds: int = 0  # other worlds whose CoA and skill rows were added
+    extra_rows: Mapping[str, int] = dataclasses.field(default_factory=dict)  # coa / skills / dropped (leak guard)
 
     @property
     def coa_accuracy(self) -> float:
@@ -123,7 +129,7 @@ def _token_means(run: TeacherRun, tokenizer) -> dict[str, float]:
 
 
 def collect_stats(run: TeacherRun, files: WorldFiles, index: MentionIndex, *, seed: int, style: str, topk: int,
-                  rows: tuple[int, int], traces: ReasonerTraces, tokenizer=None,
+                  habits: CoAHabits, base_tool_use: tuple[float, int], extra: tuple[int, int, int, int], rows: tuple[int, int], traces: ReasonerTraces, tokenizer=None,
                   held_out: frozenset[str] = frozenset()) -> TeacherStats:  # fmt: skip
     """Stats of `run`; `rows` are the (CoT, CoA) rows written; `tokenizer` a `tokenizers.Tokenizer`;
     `held_out` the facts the files must not state."""
@@ -143,7 +149,9 @@ def collect_stats(run: TeacherRun, files: WorldFiles, index: MentionIndex, *, se
     popular = [q for q in qs if q.tier == "popular"]
     split = qs[0].split if qs else ""
     return TeacherStats(
-        seed=seed, style=style, topk=topk, split=split, questions=len(qs), popular=len(popular), tail=len(qs) - len(popular),
+        seed=seed, style=style, topk=topk, habits=dataclasses.asdict(habits), base_tool_use=base_tool_use[0],
+        tool_use_rows=base_tool_use[1], extra_worlds=extra[0],
+        extra_rows={"coa": extra[1], "skills": extra[2], "dropped": extra[3]}, split=split, questions=len(qs), popular=len(popular), tail=len(qs) - len(popular),
         coa_correct=sum(run.coa_right[q.id] for q in qs),
         cot_correct_popular=sum(run.cot_right[q.id] for q in popular),
         cot_correct_tail=sum(run.cot_right[q.id] for q in qs if q.tier == "tail"),

@@ -5,6 +5,8 @@
     OUT/CoT+A_data.json       contrastive pairs (`{"conversation", "chosen", "rejected"}` array)
     OUT/reasoner_traces.jsonl CoT traces for the base reasoner (with WORLD/pretrain.txt)
     OUT/reasoner_skills.jsonl the base reasoner's query-writing and reading rows (`skills`)
+    OUT/reasoner_tool_use.jsonl CoA rows the base reasoner also trains on (`base_tool_use`)
+    OUT/extra_worlds/         worlds whose CoA and skill rows join the main world's (`extra_worlds`)
     OUT/teacher_stats.json    `TeacherStats`
 
 Deterministic: one world and one seed give byte-identical files.
@@ -26,6 +28,7 @@ from coa_jax.data.formats.jsonfile import write_json
 from coa_jax.data.formats.messages import Conversation, Message, write_messages_jsonl
 from coa_jax.data.teacher.coa import CoAHabits, CoATeacher
 from coa_jax.data.teacher.cot import write_cot
+from coa_jax.data.teacher.extra_worlds import extra_world_rows
 from coa_jax.data.teacher.guard import LeakGuard
 from coa_jax.data.teacher.knowledge import TeacherWorld
 from coa_jax.data.teacher.pairs import Pair, make_pair
@@ -43,7 +46,7 @@ from coa_jax.env.search_tool import SearchTool
 
 FILES = {"cot": "CoT_data.jsonl", "coa": "CoA_data.jsonl", "pairs": "CoT+A_data.json",
          "reasoner": "reasoner_traces.jsonl", "skills": "reasoner_skills.jsonl",
-         "stats": "teacher_stats.json"}  # fmt: skip
+         "tool_use": "reasoner_tool_use.jsonl", "stats": "teacher_stats.json"}  # fmt: skip
 
 
 def _draw(seed: int, key: str) -> float:
@@ -137,8 +140,9 @@ def _conversation(prompt: str, trajectory: Trajectory, system: str | None) -> Co
 
 def write_teacher_data(world_dir: str | os.PathLike, out_dir: str | os.PathLike, seed: int = 0, *,
                        style: str = "compact", topk: int = 3, habits: CoAHabits = CoAHabits(),
-                       wrong_coa_fraction: float = 0.4, keep_wrong: bool = False,
-                       count_tokens: bool = True, system: str | None = None) -> TeacherStats:  # fmt: skip
+                       wrong_coa_fraction: float = 0.4, keep_wrong: bool = False, base_tool_use: float = 0.0,
+                       extra_worlds: int = 0, count_tokens: bool = True,
+                       system: str | None = None) -> TeacherStats:  # fmt: skip
     """Runs the teachers on the world's train questions and writes the files listed above.
 
     Args:
@@ -150,6 +154,10 @@ def write_teacher_data(world_dir: str | os.PathLike, out_dir: str | os.PathLike,
       habits: the CoA teacher's habits.
       wrong_coa_fraction: share of popular questions given a wrong CoA variant (pairs).
       keep_wrong: also write CoT / CoA trajectories that reached a wrong answer.
+      base_tool_use: share of train questions (drawn by the seed) whose right CoA trajectory with at
+        least one search is also written for the base reasoner (`reasoner_tool_use.jsonl`).
+      extra_worlds: worlds of the same size, other seeds, whose CoA and skill rows are added
+        (`coa_jax.data.teacher.extra_worlds`).
       count_tokens: measure lengths with the world's tokenizer (needs WORLD/tokenizer).
       system: a system message to put before the user prompt (the reference files have none, and
         neither do the world's RL prompt files).
@@ -175,8 +183,15 @@ def write_teacher_data(world_dir: str | os.PathLike, out_dir: str | os.PathLike,
     skills = write_skills(((q.question, run.prompts[q.id], run.coa[q.id]) for q in qs
                            if run.coa[q.id] is not None and run.coa_right[q.id]), system=system)  # fmt: skip
     skill_rows = (*skills.queries, *skills.reading)
+    extra = extra_world_rows(out_dir, count=extra_worlds, main_seed=int(files.stats["seed"]),
+                             size=str(files.stats["size"]), seed=seed, style=style, topk=topk, habits=habits,
+                             guard=guard, system=system)  # fmt: skip
+    coa_rows, skill_rows = [*coa_rows, *extra.coa], (*skill_rows, *extra.skills)
+    tool_use_rows = [_conversation(run.prompts[q.id], run.coa[q.id], system) for q in qs
+                     if run.coa[q.id] is not None and run.coa_right[q.id] and run.coa[q.id].searches
+                     and _draw(seed, q.id + "/base_tool_use") < base_tool_use]  # fmt: skip
     # the guarantee, checked on what a learner reads, record by record
-    records = [_text(c) for c in (*cot_rows, *coa_rows, *traces.conversations, *skill_rows)]
+    records = [_text(c) for c in (*cot_rows, *coa_rows, *traces.conversations, *skill_rows, *tool_use_rows)]
     records += ["\n".join((*(t.value for t in p.conversation), p.chosen.value, p.rejected.value)) for p in pair_rows]
     stated = set().union(*(guard.stated(r) for r in records)) if records else set()
     if stated:
@@ -186,8 +201,12 @@ def write_teacher_data(world_dir: str | os.PathLike, out_dir: str | os.PathLike,
     write_contrastive_json(os.path.join(out_dir, FILES["pairs"]), pair_rows)
     write_messages_jsonl(os.path.join(out_dir, FILES["reasoner"]), traces.conversations)
     write_messages_jsonl(os.path.join(out_dir, FILES["skills"]), skill_rows)
+    write_messages_jsonl(os.path.join(out_dir, FILES["tool_use"]), tool_use_rows)
     tokenizer = _world_tokenizer(files) if count_tokens else None
-    stats = collect_stats(run, files, index, seed=seed, style=style, topk=topk, rows=(len(cot_rows), len(coa_rows)),
+    stats = collect_stats(run, files, index, seed=seed, style=style, topk=topk, habits=habits,
+                          base_tool_use=(base_tool_use, len(tool_use_rows)),
+                          extra=(extra_worlds, len(extra.coa), len(extra.skills), extra.dropped),
+                          rows=(len(cot_rows), len(coa_rows)),
                           traces=traces, tokenizer=tokenizer, held_out=guard.held_out)  # fmt: skip
     write_json(os.path.join(out_dir, FILES["stats"]), stats.to_json())
     return stats
