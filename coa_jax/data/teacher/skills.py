@@ -33,14 +33,10 @@ class Skills:
     reading: tuple[Conversation, ...]
 
 
-def searches(trajectory: Trajectory) -> list[tuple[str, str]]:
-    """(query, observation) per search of a CoA trajectory, in order."""
-    return [(query, obs) for query, obs, _ in _searches(trajectory)]
-
-
-def _searches(trajectory: Trajectory) -> list[tuple[str, str, bool]]:
-    """(query, observation, found) per search: `found` is False when the teacher's next line says
-    no result gave what it looked for (a poor query, or one it had to reformulate)."""
+def searches(trajectory: Trajectory) -> list[tuple[str, str, bool]]:
+    """(query, observation, found) per search of a CoA trajectory, in order: `found` is False when
+    the teacher's next line says no result gave what it looked for (a poor query, or one it had to
+    reformulate)."""
     out, query = [], None
     for seg in trajectory.segments:
         if seg.kind == POLICY:
@@ -87,7 +83,7 @@ def write_skills(items: Iterable[tuple[str, str, Trajectory]], *, system: str | 
     head = (Message("system", system),) if system else ()
     queries, reading = [], []
     for question, prompt, coa in items:
-        found = _searches(coa)
+        found = searches(coa)
         done = [(q, obs) for q, obs, _ in found]
         if not done:
             continue
