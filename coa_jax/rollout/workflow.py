@@ -5,9 +5,9 @@ search query, runs the search and writes the call and its observation into the m
 the trajectory format (`<begin_search> q </end_search>` + `<search_result> ... </search_result>`).
 From the second round on the model may reply `none` (the results so far answer the question), which
 ends that question's searches, as a ReAct model's "finish" (in the first round the controller then
-searches the question as written). Then the model continues from there with
-tools off and answers. This is the baseline
-the paper's agent models beat: the number and timing of searches are fixed by the script.
+searches the question as written). Then the model continues from there with tools off and answers.
+This is the baseline the paper's agent models beat: the script, not the model's own reasoning,
+decides when a search happens.
 
 With `question_first`, round 1 searches the question as written instead of asking the model: one
 such round is retrieve-then-read (RAG), the diagnostic of whether a model reads its results.
