@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-actions", type=int, default=10)
     p.add_argument("--answer-reserve", type=int, default=64)
     p.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
-    p.add_argument("--workflow-rounds", type=int, default=2, help="searches per question in workflow mode")
+    p.add_argument("--workflow-rounds", type=int, default=4, help="most searches per question in workflow mode")
     p.add_argument("--topk", type=int, default=3, help="documents per search")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])

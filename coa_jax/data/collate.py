@@ -176,10 +176,11 @@ def place_pairs(pairs: Sequence[TokenizedPair], assignment: Sequence[Sequence[in
 
 
 def load_sft_examples(path: str | os.PathLike, tok: ChatTokenizer, *, max_len: int | None = None,
-                      strict: bool = True) -> list[TokenizedExample]:  # fmt: skip
-    """Tokenises every conversation of a messages JSONL file (CoT_data / CoA_data)."""
+                      strict: bool = True, calls_as_prompt: bool = False) -> list[TokenizedExample]:  # fmt: skip
+    """Tokenises every conversation of a messages JSONL file (CoT_data / CoA_data); `calls_as_prompt`
+    keeps the tool calls out of the targets (`tokenize_conversation`)."""
     rows = read_messages_jsonl(path, strict=strict).rows
-    return [tokenize_conversation(c.messages, tok, max_len=max_len) for c in rows]
+    return [tokenize_conversation(c.messages, tok, max_len=max_len, calls_as_prompt=calls_as_prompt) for c in rows]
 
 
 def load_pair_examples(path: str | os.PathLike, tok: ChatTokenizer, *, max_len: int | None = None,

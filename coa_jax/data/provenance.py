@@ -29,19 +29,3 @@ def loss_mask(labels: np.ndarray, *, include_observations: bool) -> np.ndarray:
     """1.0 where a token counts in the loss: model-written tokens, plus observations if asked (SFT-3)."""
     keep = MODEL_WRITTEN + (OBSERVATIONS if include_observations else ())
     return np.isin(labels, [int(p) for p in keep]).astype(np.float32)
-
-
-def mask_through_last_observation(labels: np.ndarray) -> np.ndarray:
-    """Labels with every token up to and including the last observation relabelled PROMPT.
-
-    A base model's reading rows carry a controller-written prefix (calls and their results)
-    before the text the model is trained to write; relabelling the prefix keeps the calls out of
-    the loss, so the model learns to read results without learning to call tools.
-    """
-    is_obs = np.isin(labels, [int(p) for p in OBSERVATIONS])
-    if not is_obs.any():
-        return labels
-    last = int(np.nonzero(is_obs)[0][-1])
-    out = labels.copy()
-    out[: last + 1] = np.where(labels[: last + 1] == int(Provenance.PAD), labels[: last + 1], int(Provenance.PROMPT))
-    return out

@@ -98,7 +98,11 @@ class ChatTokenizer:
 
     def observation_spans(self, text: str) -> list[tuple[int, int]]:
         """Character spans of the observations the host appended after each action in `text`."""
-        spans = []
+        return [obs for _, obs in self.answered_calls(text)]
+
+    def answered_calls(self, text: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+        """(call span, observation span) in characters for each action of `text` that the host answered."""
+        out = []
         for action in self.parser.find_actions(text):
             fmt = self.formats[action.tool]
             head = fmt.lead + fmt.open_tag
@@ -110,16 +114,19 @@ class ChatTokenizer:
             end = close + len(fmt.close_tag)
             if text.startswith(fmt.trail, end):
                 end += len(fmt.trail)
-            spans.append((action.end, end))
-        return spans
+            out.append(((action.start, action.end), (action.end, end)))
+        return out
 
-    def assistant_tokens(self, text: str, start: int = 0) -> tuple[list[int], list[int]]:
+    def assistant_tokens(self, text: str, start: int = 0, *, calls_as_prompt: bool = False) -> tuple[list[int], list[int]]:
         """Ids and labels of `text[start:]` as the continuation of assistant text `text[:start]`.
 
         Observations are encoded on their own; policy runs are split at `start` and at observation
         boundaries and labelled POLICY / ANSWER by whether a token starts before the end of
-        `</think>`.
+        `</think>`. With `calls_as_prompt`, the tokens of each answered call (from its opening tag
+        through its closing tag) are labelled PROMPT: text written around tool calls, without the
+        calls as targets (a base model that reads results but never learns to call).
         """
+        calls = [call for call, _ in self.answered_calls(text)] if calls_as_prompt else []
         cut = text.find(THINK_CLOSE)
         think_end = cut + len(THINK_CLOSE) if cut >= 0 else len(text) + 1
         pieces: list[tuple[int, int, bool]] = []  # (start, end, is_observation)
@@ -139,7 +146,9 @@ class ChatTokenizer:
             if is_obs:
                 labels += [int(Provenance.OBSERVATION)] * len(piece_ids)
             else:
-                labels += [int(Provenance.ANSWER if lo + a >= think_end else Provenance.POLICY) for a, _ in offsets]
+                labels += [int(Provenance.PROMPT if any(c0 <= lo + a < c1 for c0, c1 in calls)
+                               else Provenance.ANSWER if lo + a >= think_end else Provenance.POLICY)
+                           for a, _ in offsets]
         return ids, labels
 
     def end_labels(self, text: str) -> list[int]:
@@ -152,14 +161,15 @@ def _example(ids: list[int], labels: list[int], max_len: int | None) -> Tokenize
     return TokenizedExample(np.asarray(ids, np.int32), np.asarray(labels, np.int8)).cut(max_len)
 
 
-def tokenize_conversation(messages: Sequence[Message], tok: ChatTokenizer, *,
-                          max_len: int | None = None) -> TokenizedExample:  # fmt: skip
+def tokenize_conversation(messages: Sequence[Message], tok: ChatTokenizer, *, max_len: int | None = None,
+                          calls_as_prompt: bool = False) -> TokenizedExample:  # fmt: skip
     """One SFT example from a conversation whose last message is the assistant's trajectory.
 
     Args:
       messages: system/user turns, then the assistant turn (e.g. `Conversation.messages`).
       tok: the chat tokenizer.
       max_len: cut longer examples from the end (counted in `truncated`).
+      calls_as_prompt: label the assistant's answered tool calls PROMPT (`ChatTokenizer.assistant_tokens`).
 
     Raises:
       ValueError: the last message is not an assistant turn.
@@ -168,7 +178,7 @@ def tokenize_conversation(messages: Sequence[Message], tok: ChatTokenizer, *,
         raise ValueError("an SFT conversation must end with the assistant's turn")
     prompt = tok.prompt_ids(messages[:-1])
     content = messages[-1].content
-    ids, labels = tok.assistant_tokens(content)
+    ids, labels = tok.assistant_tokens(content, calls_as_prompt=calls_as_prompt)
     ids = prompt + ids + tok.end_of_turn
     labels = [int(Provenance.PROMPT)] * len(prompt) + labels + tok.end_labels(content)
     return _example(ids, labels, max_len)

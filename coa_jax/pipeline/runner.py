@@ -31,7 +31,8 @@ from coa_jax.train.rl_stage import run_rl, run_summary
 from coa_jax.train.stages import run_sft
 
 log = logging.getLogger(__name__)
-REPORT_FORMAT = 4  # 2: summaries per knowledge tier; 3: retrieval rate and EM when retrieved; 4: per question
+REPORT_FORMAT = 5  # 2: summaries per knowledge tier; 3: retrieval rate and EM when retrieved; 4: per question;
+# 5: the workflow searches where the reasoning states a need
 
 
 def run_pipeline(cfg: Config, out: str | pathlib.Path, *, settings: EvalSettings, eval_limit: int | None = None

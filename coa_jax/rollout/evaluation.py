@@ -38,7 +38,7 @@ class EvalSettings:
     max_actions: int = 10
     answer_reserve: int = 64
     temperature: float = 0.0
-    workflow_rounds: int = 2
+    workflow_rounds: int = 4
     query_tokens: int = 32
     seed: int = 0
 

@@ -1,16 +1,18 @@
-"""The ReAct-style workflow baseline: an external controller, not the model, decides to search.
+"""The ReAct-style workflow baseline: an external controller, not the model, runs the searches.
 
-Each of at most K rounds the controller asks the model, with a fixed query-writing prompt, for one
-search query, runs the search and writes the call and its observation into the model's context in
-the trajectory format (`<begin_search> q </end_search>` + `<search_result> ... </search_result>`).
-From the second round on the model may reply `none` (the results so far answer the question), which
-ends that question's searches, as a ReAct model's "finish" (in the first round the controller then
-searches the question as written). Then the model continues from there with tools off and answers.
-This is the baseline the paper's agent models beat: the script, not the model's own reasoning,
-decides when a search happens.
+The model reasons with tools off (it was never trained to call one). Each time its reasoning states
+a missing fact, a *need* line ("I need the founder of X.", or "No result gives the founder of X."
+after a search that did not give it), the controller cuts the generation there, asks the model
+for a query that finds that need with a fixed query-writing prompt (the ReAct action's argument),
+runs the search and writes the call and its observation into the model's context in the trajectory
+format (`<begin_search> q </end_search>` + `<search_result> ... </search_result>`); the model then
+continues. At most K searches per question; a question whose reasoning closes without a need line
+is done. This is the baseline the paper's agent models beat: a script turns every stated need into
+a search; the model never decides whether a search is worth making, nor sees a call of its own.
 
-With `question_first`, round 1 searches the question as written instead of asking the model: one
-such round is retrieve-then-read (RAG), the diagnostic of whether a model reads its results.
+With `question_first`, the first search is the question as written, made before the model writes
+anything: with one round it is retrieve-then-read (RAG), the diagnostic of whether a model reads
+its results.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from coa_jax.data.formats.messages import Message
-from coa_jax.data.formats.workflow import controller_prefix, first_line, is_no_query, query_prompt
+from coa_jax.data.formats.workflow import call_text, first_line, first_need, query_prompt
 from coa_jax.env.registry import ToolRegistry
 from coa_jax.env.tags import SEARCH_SPEC, Action
 from coa_jax.models.params import Params
@@ -32,7 +34,7 @@ class WorkflowResult:
     """The controller's steps and the model's continuation for one question."""
 
     queries: tuple[str, ...]
-    prefix: str  # the text the controller wrote into the assistant turn
+    prefix: str  # the assistant turn before the final generation: reasoning up to each need, and the calls
     trajectory: Trajectory  # the final generation (its prompt ends with the prefix)
 
     @property
@@ -43,49 +45,52 @@ class WorkflowResult:
 def run_workflow(query_engine: RolloutEngine, answer_engine: Callable[[int], RolloutEngine], params: Params, tokenizer,
                  registry: ToolRegistry, items: Sequence[EvalItem], *, rounds: int, seed: int = 0,
                  think_open: str = "<think>", question_first: bool = False) -> list[WorkflowResult]:
-    """Runs the workflow for every item (batched per round).
+    """Runs the workflow for every item (generations and searches batched per round).
 
     Args:
-      query_engine: generates the queries (env "none", a short budget).
-      answer_engine: builds the engine of the final continuation (env "none") for a given longest
+      query_engine: writes the queries (env "none", a short budget).
+      answer_engine: builds the engine of a reasoning generation (env "none") for a given longest
         prompt (known only once the controller's text is written).
       params: the model (in the engines' shardings).
       tokenizer: the model's tokenizer.
       registry: provides the "search" tool.
       items: the questions.
-      rounds: K, the most searches per question (the first is always made).
+      rounds: K, the most searches per question.
       seed: sampling seed.
-      think_open: opened in the assistant turn before the first call unless the chat template's
-        generation prompt already ends with it.
-      question_first: round 1 searches each question itself (no query is generated).
+      think_open: opened in the assistant turn unless the chat template's generation prompt already
+        ends with it.
+      question_first: the first search is the question itself, before the model writes anything.
     """
-    steps: list[list[tuple[str, str]]] = [[] for _ in items]
-    active = list(range(len(items)))  # questions still searching
-    for k in range(rounds):
-        if k == 0 and question_first:
-            queries = [items[i].question for i in active]
-        else:
-            prompts = [prompt_ids(tokenizer, [Message("user", query_prompt(items[i].question, steps[i]))])
-                       for i in active]
+    heads = [prompt_ids(tokenizer, item.messages) for item in items]
+    texts = ["" if tokenizer.decode(h[-4:]).rstrip().endswith(think_open) else think_open + "\n" for h in heads]
+    queries: list[list[str]] = [[] for _ in items]
+    if question_first and rounds > 0:
+        _search(registry, [(i, item.question) for i, item in enumerate(items)], texts, queries)
+    finals: list[Trajectory | None] = [None] * len(items)
+    active = list(range(len(items)))
+    while active:
+        prompts = [heads[i] + list(tokenizer.encode(texts[i], add_special_tokens=False)) for i in active]
+        out = answer_engine(max(len(p) for p in prompts)).rollout(params, prompts, env="none", seed=seed).trajectories
+        asks = []
+        for i, t in zip(active, out):
+            found = first_need(t.response_text) if len(queries[i]) < rounds else None
+            if found is None:
+                finals[i] = t
+            else:
+                texts[i] += t.response_text[:found[0]]
+                asks.append((i, found[1]))
+        if asks:
+            prompts = [prompt_ids(tokenizer, [Message("user", query_prompt(items[i].question, need))]) for i, need in asks]
             written = query_engine.rollout(params, prompts, env="none", seed=seed).trajectories
-            queries = [first_line(t.response_text, items[i].question) for t, i in zip(written, active)]
-        if k == 0:  # the first search is always made: "none" there searches the question itself
-            queries = [items[i].question if is_no_query(q) else q for i, q in zip(active, queries)]
-        else:  # from the second round on "none" ends the question's searches
-            keep = [not is_no_query(q) for q in queries]
-            active = [i for i, ok in zip(active, keep) if ok]
-            queries = [q for q, ok in zip(queries, keep) if ok]
-            if not active:
-                break
-        results = registry.run([Action(SEARCH_SPEC.name, q, 0, len(q), True) for q in queries])
-        for i, q, result in zip(active, queries, results):
-            steps[i].append((q, result.text))
-    prompts, prefixes = [], []
-    for item, done in zip(items, steps):
-        head = prompt_ids(tokenizer, item.messages)
-        opened = tokenizer.decode(head[-4:]).rstrip().endswith(think_open)
-        prefix = controller_prefix(done, "" if opened else think_open + "\n")
-        prompts.append(head + list(tokenizer.encode(prefix, add_special_tokens=False)))
-        prefixes.append(prefix)
-    finals = answer_engine(max(len(p) for p in prompts)).rollout(params, prompts, env="none", seed=seed).trajectories
-    return [WorkflowResult(tuple(q for q, _ in done), prefix, t) for done, prefix, t in zip(steps, prefixes, finals)]
+            _search(registry, [(i, first_line(w.response_text, need)) for w, (i, need) in zip(written, asks)],
+                    texts, queries)
+        active = [i for i, _ in asks]
+    return [WorkflowResult(tuple(q), text, t) for q, text, t in zip(queries, texts, finals)]
+
+
+def _search(registry: ToolRegistry, asks: list[tuple[int, str]], texts: list[str], queries: list[list[str]]) -> None:
+    """Runs the searches of (item, query) pairs as one batch; writes each call into its item's text."""
+    results = registry.run([Action(SEARCH_SPEC.name, q, 0, len(q), True) for _, q in asks])
+    for (i, q), result in zip(asks, results):
+        texts[i] += call_text(q, result.text)
+        queries[i].append(q)

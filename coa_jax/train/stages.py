@@ -13,7 +13,6 @@ and the exported weights.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -26,7 +25,7 @@ from coa_jax.config.errors import ConfigError
 from coa_jax.config.loading import to_dict
 from coa_jax.config.schema import Config, SFTConfig
 from coa_jax.data.collate import load_pair_examples, load_sft_examples
-from coa_jax.data.provenance import Provenance, mask_through_last_observation
+from coa_jax.data.provenance import Provenance
 from coa_jax.data.streams import PairStream, SFTStream
 from coa_jax.data.tokenize_sft import ChatTokenizer, TokenizedExample
 from coa_jax.models.params import param_shardings
@@ -141,13 +140,13 @@ def _data(stage: str, sc: SFTConfig, seed: int, data_dir: pathlib.Path, world: p
 
 def reasoner_examples(data_dir: pathlib.Path, world: pathlib.Path, chat, tokenizer) -> list[TokenizedExample]:
     """The base reasoner's rows: the world's pretraining text, the teacher's CoT traces and skill rows
-    (no token before a tool observation is a target there, so they teach no tool call), and its
-    tool-use rows (`teacher.base_tool_use`; calls included, observations masked as in SFT-2)."""
+    (their tool calls and observations are no targets, so they teach reading results, never calling a
+    tool), and its tool-use rows (`teacher.base_tool_use`; calls included, observations masked as in
+    SFT-2)."""
     examples = plain_text_examples((world / "pretrain.txt").read_text().splitlines(), tokenizer)
     for name in ("reasoner_traces.jsonl", "reasoner_skills.jsonl"):
         if (data_dir / name).exists():
-            examples += [dataclasses.replace(e, labels=mask_through_last_observation(e.labels))
-                         for e in load_sft_examples(data_dir / name, chat)]
+            examples += load_sft_examples(data_dir / name, chat, calls_as_prompt=True)
     if (data_dir / "reasoner_tool_use.jsonl").exists():
         examples += load_sft_examples(data_dir / "reasoner_tool_use.jsonl", chat)
     return examples
