@@ -242,3 +242,25 @@ def test_stage_cut_warns_with_the_config_key_and_counts_lost_targets(caplog):
     with caplog.at_level("WARNING", logger="coa_jax.train.stages"):
         cut_to_length([fits, _example(60, 0)], 40, "reasoner")  # only prompt tokens cut: nothing lost
     assert caplog.text == ""
+
+
+@pytest.mark.parametrize("which", ["world", "other"])
+def test_calls_as_prompt_labels_exactly_the_answered_calls(which, world_tok, other_tok):
+    """The base reasoner's rows: a call the host answered is no target (nor its observation); the
+    reasoning around it is; a call with no observation after it (a budget-limited or unfinished
+    one) keeps its label, so data with such a call is not silently changed."""
+    tok = world_tok if which == "world" else other_tok
+    text = ("<think>\nI need the founder of Beta.\n<begin_search> Beta founded by </end_search>\n\n"
+            "<search_result> result 1: \"Beta\"\nBeta was founded by Delta. </search_result>\n\n"
+            "Beta was founded by Delta.\n<begin_search> Delta born </end_search>\n</think>\n\n\\boxed{Delta}")
+    messages = [Message("user", "who founded Beta"), Message("assistant", text)]
+    plain = tokenize_conversation(messages, tok)
+    ex = tokenize_conversation(messages, tok, calls_as_prompt=True)
+    np.testing.assert_array_equal(ex.tokens, plain.tokens)
+    moved = plain.labels != ex.labels
+    assert (ex.labels[moved] == int(Provenance.PROMPT)).all()
+    assert tok.tokenizer.decode(ex.tokens[moved].tolist()).strip() == "<begin_search> Beta founded by </end_search>"
+    policy = _texts(tok, ex, int(Provenance.POLICY))
+    assert "I need the founder of Beta." in policy and "Beta was founded by Delta.\n" in policy
+    assert "<begin_search> Delta born </end_search>" in policy  # unanswered: still the model's text
+    assert _texts(tok, ex, int(Provenance.OBSERVATION)) == _texts(tok, plain, int(Provenance.OBSERVATION))
