@@ -126,12 +126,13 @@ class ChatTokenizer:
         through its closing tag) are labelled PROMPT: text written around tool calls, without the
         calls as targets (a base model that reads results but never learns to call).
         """
-        calls = [call for call, _ in self.answered_calls(text)] if calls_as_prompt else []
+        answered = self.answered_calls(text)
+        calls = [call for call, _ in answered] if calls_as_prompt else []
         cut = text.find(THINK_CLOSE)
         think_end = cut + len(THINK_CLOSE) if cut >= 0 else len(text) + 1
         pieces: list[tuple[int, int, bool]] = []  # (start, end, is_observation)
         at = 0
-        for lo, hi in self.observation_spans(text):
+        for _, (lo, hi) in answered:
             pieces += [(at, lo, False), (lo, hi, True)]
             at = hi
         pieces.append((at, len(text), False))
